@@ -1,0 +1,642 @@
+"""Load and validate the GlanceSync configuration into typed objects.
+
+One table, :data:`OPTIONS`, describes every option: the parser reads it and the sample
+configuration in the docs is generated from it, so the two cannot drift apart. Every
+problem found is collected and reported together as one :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import configparser
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fiwareglancesync.condition import Condition, ConditionError
+from fiwareglancesync.errors import ConfigError
+
+DEFAULT_SEARCH_PATHS = ("/etc/fiware.d/glancesync.conf", "/etc/glancesync.conf")
+MASTER = "master"
+MAIN = "main"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One configuration option: where it lives, how it is read, what it means."""
+
+    name: str
+    scope: str  # "main" or "target"
+    kind: str  # str, int, float, bool, list, condition
+    default: Any
+    help: str
+    example: str | None = None
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "master_region",
+        MAIN,
+        "str",
+        None,
+        "Region of the master target holding the images every other region receives. "
+        "Falls back to OS_REGION_NAME.",
+        "Spain2",
+    ),
+    Option(
+        "preferable_order",
+        MAIN,
+        "list",
+        (),
+        "Regions synchronised first, in this order, when the region list is built by "
+        "expansion (no regions given, or 'target:'). Unknown names are ignored.",
+        "Trento, Lannion, Berlin",
+    ),
+    Option(
+        "max_children",
+        MAIN,
+        "int",
+        1,
+        "How many regions --parallel synchronises at once.",
+        "4",
+    ),
+    Option(
+        "images_dir",
+        MAIN,
+        "str",
+        "/var/lib/glance/images",
+        "Directory holding copies of master images, one file per master image UUID. "
+        "An image found here is read from the file; otherwise it is streamed from the "
+        "master region.",
+        "/var/lib/glance/images",
+    ),
+    Option(
+        "credential",
+        "target",
+        "str",
+        None,
+        "user,base64(password),keystone_url,project_name in one value.",
+        "admin,c2VjcmV0,http://keystone.example.org:5000/v3,admin",
+    ),
+    Option("user", "target", "str", None, "Keystone user name (instead of credential)."),
+    Option("password", "target", "str", None, "Password in clear (instead of credential)."),
+    Option("keystone_url", "target", "str", None, "Keystone URL (instead of credential)."),
+    Option("tenant", "target", "str", None, "Project name (instead of credential)."),
+    Option(
+        "user_domain_name",
+        "target",
+        "str",
+        "Default",
+        "Keystone v3 domain of the user.",
+    ),
+    Option(
+        "project_domain_name",
+        "target",
+        "str",
+        "Default",
+        "Keystone v3 domain of the project.",
+    ),
+    Option(
+        "tenant_id",
+        "target",
+        "str",
+        None,
+        "Project id; asked to Keystone when absent. The mock uses it as the owner of the "
+        "images it creates (default: the project name followed by 'id').",
+    ),
+    Option("cacert", "target", "str", None, "CA bundle used to verify TLS connections."),
+    Option("insecure", "target", "bool", False, "Do not verify TLS certificates."),
+    Option(
+        "forcesyncs",
+        "target",
+        "list",
+        (),
+        "UUIDs of master images synchronised unconditionally, even private ones.",
+        "6e240dd4-e304-4599-b7d8-e38e13cef058",
+    ),
+    Option(
+        "metadata_condition",
+        "target",
+        "condition",
+        None,
+        "Expression deciding which master images are synchronised. It sees 'image' "
+        "(id, name, owner, size, region, is_public, status, checksum, user_properties) "
+        "and 'metadata_set'. Only a safe subset of Python expressions is accepted.",
+        "image.is_public and 'type' in image.user_properties",
+    ),
+    Option(
+        "metadata_set",
+        "target",
+        "list",
+        (),
+        "User properties that select public images and are copied to the regions. "
+        "Empty: every public image, with all its properties.",
+        "nid, type, sdc_aware, nid_version",
+    ),
+    Option(
+        "dontupdate",
+        "target",
+        "list",
+        (),
+        "Checksums (of the regional image) that are left alone: ok_stalled_checksum.",
+    ),
+    Option(
+        "rename",
+        "target",
+        "list",
+        (),
+        "Checksums (of the regional image) replaced by the master image after renaming the "
+        "old one to '<name>.old' and making it private; 'any' matches every checksum.",
+    ),
+    Option(
+        "replace",
+        "target",
+        "list",
+        (),
+        "Checksums (of the regional image) replaced by the master image; the old one is "
+        "deleted once the new one is verified. 'any' matches every checksum.",
+        "any",
+    ),
+    Option(
+        "ignore_regions",
+        "target",
+        "list",
+        (),
+        "Regions of this target left out when its regions are expanded.",
+        "Spain1",
+    ),
+    Option(
+        "only_tenant_images",
+        "target",
+        "bool",
+        True,
+        "Consider only regional images owned by the target's project.",
+    ),
+    Option(
+        "support_obsolete_images",
+        "target",
+        "bool",
+        True,
+        "Propagate renames to '<name>_obsolete' and their visibility to the regions.",
+    ),
+    Option(
+        "obsolete_syncprops",
+        "target",
+        "list",
+        (),
+        "Properties copied to obsolete images, besides the name and the visibility.",
+        "sdc_aware",
+    ),
+    Option(
+        "list_images_timeout",
+        "target",
+        "float",
+        30,
+        "Seconds allowed to list the images of one region.",
+    ),
+    Option(
+        "use_keystone_v3",
+        "target",
+        "bool",
+        True,
+        "Accepted for old configuration files; Keystone v3 is always used.",
+    ),
+)
+
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+_TARGET_OPTIONS = {o.name for o in OPTIONS if o.scope == "target"}
+_MAIN_OPTIONS = {o.name for o in OPTIONS if o.scope == MAIN}
+_CREDENTIAL_PIECES = ("user", "password", "keystone_url", "tenant")
+_MASTER_ENVIRONMENT = {
+    "user": ("OS_USERNAME",),
+    "password": ("OS_PASSWORD",),
+    "keystone_url": ("OS_AUTH_URL",),
+    "tenant": ("OS_PROJECT_NAME", "OS_TENANT_NAME"),
+    "user_domain_name": ("OS_USER_DOMAIN_NAME",),
+    "project_domain_name": ("OS_PROJECT_DOMAIN_NAME",),
+    "cacert": ("OS_CACERT",),
+    "tenant_id": ("OS_PROJECT_ID", "OS_TENANT_ID"),
+}
+
+
+@dataclass(frozen=True)
+class Credential:
+    user: str
+    password: str = field(repr=False)
+    auth_url: str
+    project_name: str
+    user_domain_name: str = "Default"
+    project_domain_name: str = "Default"
+    cacert: str | None = None
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    name: str
+    credential: Credential
+    tenant_id: str | None = None
+    forcesyncs: frozenset[str] = frozenset()
+    metadata_condition: Condition | None = None
+    metadata_set: frozenset[str] = frozenset()
+    dontupdate: frozenset[str] = frozenset()
+    replace: frozenset[str] = frozenset()
+    rename: frozenset[str] = frozenset()
+    ignore_regions: tuple[str, ...] = ()
+    only_tenant_images: bool = True
+    support_obsolete_images: bool = True
+    obsolete_syncprops: frozenset[str] = frozenset()
+    list_images_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Config:
+    master_region: str
+    targets: Mapping[str, TargetConfig]
+    preferable_order: tuple[str, ...] = ()
+    max_children: int = 1
+    images_dir: str = "/var/lib/glance/images"
+    source: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def master(self) -> TargetConfig:
+        return self.targets[MASTER]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _join_backslash_lines(text: str) -> str:
+    """A trailing backslash joins the next line, and does not stay in the value."""
+    return re.sub(r"\\[ \t]*\r?\n[ \t]*", " ", text)
+
+
+def find_config_file(
+    environ: Mapping[str, str], search_paths: Sequence[str] = DEFAULT_SEARCH_PATHS
+) -> str | None:
+    """The file to read: GLANCESYNC_CONFIG, then the standard places, else none."""
+    explicit = environ.get("GLANCESYNC_CONFIG")
+    if explicit:
+        return explicit
+    return next((path for path in search_paths if os.path.isfile(path)), None)
+
+
+def _new_parser() -> configparser.ConfigParser:
+    return configparser.ConfigParser(interpolation=None, strict=False)
+
+
+def read_config_text(text: str, source: str) -> configparser.ConfigParser:
+    parser = _new_parser()
+    try:
+        parser.read_string(_join_backslash_lines(text), source=source)
+    except configparser.Error as error:
+        message = " ".join(str(error).split())
+        raise ConfigError([f"{source}: {message}"]) from None
+    return parser
+
+
+def apply_overrides(parser: configparser.ConfigParser, overrides: Iterable[str]) -> list[str]:
+    """Apply ``section.option=value`` (no dot: [DEFAULT]); return the problems found."""
+    problems = []
+    for item in overrides:
+        key, equals, value = item.partition("=")
+        key = key.strip()
+        if not equals or not key:
+            problems.append(f"--config {item!r}: expected KEY=VALUE or SECTION.KEY=VALUE")
+            continue
+        section, dot, option = key.partition(".")
+        if not dot:
+            section, option = configparser.DEFAULTSECT, key
+        if not option:
+            problems.append(f"--config {item!r}: the option name is empty")
+            continue
+        if section != configparser.DEFAULTSECT and not parser.has_section(section):
+            parser.add_section(section)
+        parser.set(section, option.lower(), value)
+    return problems
+
+
+# --------------------------------------------------------------------------- typing
+
+
+_TRUE = {"1", "yes", "true", "on"}
+_FALSE = {"0", "no", "false", "off"}
+
+
+def parse_bool(text: str) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError(f"{text.strip()!r} is not a boolean (use true/false, yes/no, on/off, 1/0)")
+
+
+def parse_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in re.split(r"[,\n]", text) if item.strip())
+
+
+def _parse_number(kind: str) -> Callable[[str], Any]:
+    convert = int if kind == "int" else float
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text.strip())
+        except ValueError:
+            raise ValueError(f"{text.strip()!r} is not a number") from None
+        if value <= 0:
+            raise ValueError(f"{text.strip()!r} must be greater than zero")
+        return value
+
+    return parse
+
+
+def _parse_condition(text: str) -> Condition | None:
+    if not text.strip():
+        return None
+    try:
+        return Condition(text)
+    except ConditionError as error:
+        raise ValueError(f"{error} in {' '.join(text.split())!r}") from None
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "str": lambda text: " ".join(text.split()) or None,
+    "int": _parse_number("int"),
+    "float": _parse_number("float"),
+    "bool": parse_bool,
+    "list": parse_list,
+    "condition": _parse_condition,
+}
+
+
+class _Reader:
+    """Reads typed options from one section and remembers every problem."""
+
+    def __init__(self, section: Mapping[str, str], name: str, problems: list[str]):
+        self.section = section
+        self.name = name
+        self.problems = problems
+
+    def raw(self, option: str) -> str | None:
+        return self.section.get(option)
+
+    def get(self, option_name: str) -> Any:
+        option = OPTIONS_BY_NAME[option_name]
+        text = self.section.get(option_name)
+        if text is None:
+            return option.default
+        try:
+            return _PARSERS[option.kind](text)
+        except ValueError as error:
+            self.problems.append(f"{self.name}.{option_name}: {error}")
+            return option.default
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _decode_credential(text: str, target: str, problems: list[str]) -> dict[str, str]:
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 4:
+        problems.append(
+            f"{target}.credential: expected user,base64(password),keystone_url,project_name"
+        )
+        return {}
+    user, encoded, url, tenant = parts
+    try:
+        password = base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        problems.append(f"{target}.credential: the password is not valid base64")
+        password = ""
+    return {"user": user, "password": password, "keystone_url": url, "tenant": tenant}
+
+
+def _credential_pieces(
+    reader: _Reader, environ: Mapping[str, str], is_master: bool
+) -> dict[str, str]:
+    pieces: dict[str, str] = {}
+    if reader.raw("credential"):
+        pieces.update(
+            _decode_credential(reader.raw("credential") or "", reader.name, reader.problems)
+        )
+    for piece in (
+        *_CREDENTIAL_PIECES,
+        "user_domain_name",
+        "project_domain_name",
+        "cacert",
+        "tenant_id",
+    ):
+        value = reader.raw(piece)
+        if value is not None and value.strip():
+            pieces[piece] = value.strip()
+    if is_master:
+        for piece, variables in _MASTER_ENVIRONMENT.items():
+            if piece not in pieces:
+                found = next((environ[v] for v in variables if environ.get(v)), None)
+                if found:
+                    pieces[piece] = found
+    return pieces
+
+
+def _build_credential(reader: _Reader, environ: Mapping[str, str]) -> Credential | None:
+    is_master = reader.name == MASTER
+    pieces = _credential_pieces(reader, environ, is_master)
+    missing = [piece for piece in _CREDENTIAL_PIECES if not pieces.get(piece)]
+    if missing:
+        hint = " or OS_* variables" if is_master else ""
+        reader.problems.append(
+            f"{reader.name}: incomplete credential, missing {', '.join(missing)} "
+            f"(set credential, or user/password/keystone_url/tenant{hint})"
+        )
+        return None
+    return Credential(
+        user=pieces["user"],
+        password=pieces["password"],
+        auth_url=pieces["keystone_url"],
+        project_name=pieces["tenant"],
+        user_domain_name=pieces.get("user_domain_name", "Default"),
+        project_domain_name=pieces.get("project_domain_name", "Default"),
+        cacert=pieces.get("cacert"),
+        insecure=reader.get("insecure"),
+    )
+
+
+def _build_target(reader: _Reader, environ: Mapping[str, str]) -> TargetConfig | None:
+    credential = _build_credential(reader, environ)
+    tenant_id = reader.get("tenant_id")
+    if tenant_id is None and reader.name == MASTER:
+        tenant_id = next(
+            (environ[v] for v in _MASTER_ENVIRONMENT["tenant_id"] if environ.get(v)),
+            None,
+        )
+    values = {
+        name: reader.get(name)
+        for name in (
+            "metadata_condition",
+            "only_tenant_images",
+            "support_obsolete_images",
+            "list_images_timeout",
+        )
+    }
+    sets = {
+        name: frozenset(reader.get(name))
+        for name in ("forcesyncs", "metadata_set", "dontupdate", "replace", "rename")
+    }
+    reader.get("use_keystone_v3")  # validated, then ignored: v3 is always used
+    if credential is None:
+        return None
+    return TargetConfig(
+        name=reader.name,
+        credential=credential,
+        tenant_id=tenant_id,
+        ignore_regions=tuple(reader.get("ignore_regions")),
+        obsolete_syncprops=frozenset(reader.get("obsolete_syncprops")),
+        **sets,
+        **values,
+    )
+
+
+def _unknown_options(parser: configparser.ConfigParser) -> list[str]:
+    notes = []
+    defaults = set(parser.defaults())
+    for name in parser.sections():
+        known = _MAIN_OPTIONS if name == MAIN else _TARGET_OPTIONS
+        for option in parser.options(name):
+            if option not in known and option not in defaults:
+                notes.append(f"unknown option {name}.{option} ignored")
+    for option in defaults - _MAIN_OPTIONS - _TARGET_OPTIONS:
+        notes.append(f"unknown option DEFAULT.{option} ignored")
+    return notes
+
+
+def build_config(
+    parser: configparser.ConfigParser,
+    environ: Mapping[str, str],
+    source: str | None = None,
+    problems: list[str] | None = None,
+) -> Config:
+    """Turn parsed INI text into a :class:`Config`, or raise one ConfigError for all."""
+    problems = list(problems or [])
+    if not parser.has_section(MASTER):
+        parser.add_section(MASTER)  # still inherits [DEFAULT]
+    main = _Reader(parser[MAIN] if parser.has_section(MAIN) else parser.defaults(), MAIN, problems)
+    master_region = main.get("master_region") or environ.get("OS_REGION_NAME", "").strip()
+    if not master_region:
+        problems.append("main.master_region: not set, and OS_REGION_NAME is not set either")
+    targets = {}
+    for name in parser.sections():
+        if name == MAIN:
+            continue
+        if ":" in name or not name.strip():
+            problems.append(f"[{name}]: a target name cannot contain ':'")
+            continue
+        target = _build_target(_Reader(parser[name], name, problems), environ)
+        if target is not None:
+            targets[name] = target
+    max_children = main.get("max_children")
+    preferable_order = tuple(main.get("preferable_order"))
+    images_dir = main.get("images_dir")
+    if problems:
+        raise ConfigError(problems)
+    return Config(
+        master_region=master_region,
+        targets=targets,
+        preferable_order=preferable_order,
+        max_children=max_children,
+        images_dir=images_dir,
+        source=source,
+        warnings=tuple(_unknown_options(parser)),
+    )
+
+
+def load_config(
+    environ: Mapping[str, str],
+    overrides: Iterable[str] = (),
+    search_paths: Sequence[str] = DEFAULT_SEARCH_PATHS,
+) -> Config:
+    """Find, read and validate the configuration; ``environ`` is passed in, never read."""
+    path = find_config_file(environ, search_paths)
+    text = ""
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as stream:
+                text = stream.read()
+        except OSError as error:
+            raise ConfigError(
+                [f"cannot read configuration file {path}: {error.strerror}"]
+            ) from None
+        except UnicodeDecodeError:
+            raise ConfigError([f"configuration file {path} is not UTF-8 text"]) from None
+    parser = read_config_text(text, path or "<no file>")
+    problems = apply_overrides(parser, overrides)
+    return build_config(parser, environ, path, problems)
+
+
+# --------------------------------------------------------------------------- sample
+
+
+def _comment(text: str, width: int = 78) -> list[str]:
+    lines, current = [], "#"
+    for word in text.split():
+        if len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = "#"
+        current += " " + word
+    lines.append(current)
+    return lines
+
+
+def _sample_value(option: Option) -> str:
+    if option.example is not None:
+        return option.example
+    if option.default in (None, ()):
+        return ""
+    return str(option.default)
+
+
+def _sample_section(title: str, scope: str) -> list[str]:
+    lines = [f"[{title}]", ""]
+    for option in OPTIONS:
+        if option.scope != scope or option.name in (
+            "user",
+            "password",
+            "keystone_url",
+            "tenant",
+        ):
+            continue
+        lines.extend(_comment(option.help))
+        default = "" if option.default in (None, ()) else str(option.default)
+        lines.append(f"# (default: {default or 'empty'})")
+        prefix = "" if option.name in ("master_region", "credential") else "# "
+        lines.append(f"{prefix}{option.name} = {_sample_value(option)}".rstrip())
+        lines.append("")
+    return lines
+
+
+def sample_config() -> str:
+    """A commented configuration file listing every option, made from :data:`OPTIONS`."""
+    lines = [
+        "# GlanceSync configuration (generated from fiwareglancesync.config.OPTIONS).",
+        "# Every target option may also be set in [DEFAULT], inherited by all targets.",
+        "",
+        *_sample_section(MAIN, MAIN),
+        *_sample_section(MASTER, "target"),
+        "# Instead of credential: user, password (in clear), keystone_url and tenant.",
+        "# For [master] only, missing pieces come from OS_USERNAME, OS_PASSWORD,",
+        "# OS_AUTH_URL, OS_PROJECT_NAME (or OS_TENANT_NAME), OS_USER_DOMAIN_NAME,",
+        "# OS_PROJECT_DOMAIN_NAME and OS_CACERT.",
+        "",
+        "# Another target: regions behind another Keystone (or the same one with",
+        "# other selection rules), named on the command line as 'other:Region'.",
+        "[other]",
+        "credential = admin2,c2VjcmV0Mg==,http://keystone2.example.org:5000/v3,admin",
+        "metadata_condition = image.is_public and \\",
+        "    image.user_properties.get('type', None) == 'baseimages'",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,221 @@
+"""GlanceSync: the public API shared by ``sync.py`` and the REST service.
+
+It holds a validated configuration and a facade factory chosen at the edge, lists the
+master region once, and for each region builds a plan (:mod:`plan`) and, when asked,
+carries it out (:mod:`apply`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+
+from fiwareglancesync.apply import RegionResult, apply_plan
+from fiwareglancesync.config import MASTER, Config, TargetConfig
+from fiwareglancesync.errors import GlanceSyncError, RegionError, UsageError
+from fiwareglancesync.facades.base import Facade, ImageData
+from fiwareglancesync.image import Image
+from fiwareglancesync.plan import (
+    ImageStatus,
+    Notice,
+    RegionPlan,
+    filter_master_images,
+    plan_region,
+    select_images,
+)
+
+logger = logging.getLogger(__name__)
+
+FacadeFactory = Callable[[TargetConfig], Facade]
+
+
+def split_region(fullname: str) -> tuple[str, str]:
+    """``'Region'`` → ``('master', 'Region')``; ``'t:Region'`` → ``('t', 'Region')``."""
+    if fullname.count(":") > 1:
+        raise UsageError(f"bad region name {fullname!r}: use Region or target:Region")
+    target, colon, region = fullname.rpartition(":")
+    if not colon:
+        return MASTER, fullname
+    return target or MASTER, region
+
+
+def join_region(target: str, region: str) -> str:
+    return region if target == MASTER else f"{target}:{region}"
+
+
+def log_notices(notices: Iterable[Notice]) -> None:
+    for level, message in notices:
+        logger.log(level, "%s", message)
+
+
+class GlanceSync:
+    """Synchronise the regions of a configuration through facades made on demand."""
+
+    def __init__(self, config: Config, facade_factory: FacadeFactory):
+        self.config = config
+        self._factory = facade_factory
+        self._facades: dict[str, Facade] = {}
+        self._project_ids: dict[str, str] = {}
+        self._master: list[Image] | None = None
+        self._master_error: GlanceSyncError | None = None
+        self._selected: dict[str, list[Image]] = {}
+
+    # ------------------------------------------------------------------- facades
+
+    def target(self, name: str) -> TargetConfig:
+        try:
+            return self.config.targets[name]
+        except KeyError:
+            known = ", ".join(sorted(self.config.targets))
+            raise UsageError(f"unknown target {name!r} (known targets: {known})") from None
+
+    def facade(self, target: str) -> Facade:
+        if target not in self._facades:
+            self._facades[target] = self._factory(self.target(target))
+        return self._facades[target]
+
+    def project_id(self, target: str) -> str:
+        if target not in self._project_ids:
+            self._project_ids[target] = self.facade(target).project_id()
+        return self._project_ids[target]
+
+    def forget_connections(self) -> None:
+        """Drop facades (after a fork, a child must not share the parent's sockets)."""
+        self._facades.clear()
+
+    def close(self) -> None:
+        for facade in self._facades.values():
+            facade.close()
+        self._facades.clear()
+
+    # ------------------------------------------------------------------- regions
+
+    def normalise(self, name: str) -> str:
+        """Validate a region name from the command line and return its fullname."""
+        target, region = split_region(name.strip())
+        self.target(target)
+        if not region:
+            raise UsageError(f"bad region name {name!r}: the region is missing")
+        return join_region(target, region)
+
+    def target_regions(self, target: str) -> list[str]:
+        """The fullnames of a target's regions, less its ignore_regions (and the master)."""
+        config = self.target(target)
+        ignored = set(config.ignore_regions)
+        if target == MASTER:
+            ignored.add(self.config.master_region)
+        try:
+            bare = self.facade(target).regions()
+        except GlanceSyncError:
+            raise
+        except Exception as error:  # a facade bug or library error: one line, not a trace
+            raise RegionError(f"cannot list the regions of target {target}: {error}") from error
+        return [join_region(target, region) for region in bare if region not in ignored]
+
+    def _preferred_first(self, regions: list[str]) -> list[str]:
+        order = list(self.config.preferable_order)
+
+        def rank(fullname: str) -> int:
+            if fullname in order:
+                return order.index(fullname)
+            bare = split_region(fullname)[1]
+            return order.index(bare) if bare in order else len(order)
+
+        return sorted(regions, key=rank)  # stable: the rest keep their listing order
+
+    def expand_regions(self, names: Sequence[str]) -> list[str]:
+        """Command-line region names → ordered fullnames, without duplicates."""
+        if not names:
+            return self._preferred_first(self.target_regions(MASTER))
+        result: list[str] = []
+        for name in names:
+            if name.strip().endswith(":") and name.count(":") == 1:
+                target = name.strip()[:-1] or MASTER
+                result.extend(self._preferred_first(self.target_regions(target)))
+            else:
+                result.append(self.normalise(name))
+        return list(dict.fromkeys(result))
+
+    def is_known_region(self, fullname: str) -> bool:
+        target, region = split_region(fullname)
+        if target not in self.config.targets:
+            return False
+        return region in self.facade(target).regions()
+
+    # ------------------------------------------------------------------- images
+
+    def master_images(self) -> list[Image]:
+        """The kept master images, listed once per run."""
+        if self._master_error is not None:
+            raise self._master_error
+        if self._master is None:
+            try:
+                listed = self._list(MASTER, self.config.master_region)
+                kept, notices = filter_master_images(listed, self.project_id(MASTER))
+            except RegionError as error:
+                self._master_error = RegionError(f"master region: {error}")
+                raise self._master_error from error
+            log_notices(notices)
+            self._master = kept
+        return self._master
+
+    def selected_images(self, target: str) -> list[Image]:
+        if target not in self._selected:
+            self._selected[target] = select_images(self.master_images(), self.target(target))
+        return self._selected[target]
+
+    def _list(self, target: str, region: str) -> list[Image]:
+        try:
+            return self.facade(target).list_images(region)
+        except GlanceSyncError:
+            raise
+        except Exception as error:
+            raise RegionError(f"cannot list the images: {error}") from error
+
+    def list_region(self, fullname: str) -> list[Image]:
+        target, region = split_region(fullname)
+        images = self._list(target, region)
+        for image in images:
+            image.region = fullname
+        return images
+
+    def plan(self, fullname: str) -> RegionPlan:
+        """Statuses and actions for one region (lists the region; changes nothing)."""
+        target = split_region(fullname)[0]
+        master = self.master_images()
+        regional = self.list_region(fullname)
+        return plan_region(
+            fullname,
+            master,
+            regional,
+            self.target(target),
+            self.project_id(target),
+            self.selected_images(target),
+        )
+
+    def region_status(self, fullname: str) -> list[ImageStatus]:
+        plan = self.plan(fullname)
+        log_notices(plan.notices)
+        return plan.statuses
+
+    def open_data(self, master: Image) -> ImageData:
+        """Read a master image from images_dir when it is there, else from the master."""
+        path = os.path.join(self.config.images_dir, master.id)
+        if os.path.isfile(path):
+            return ImageData.from_file(path, master)
+        return self.facade(MASTER).download(self.config.master_region, master)
+
+    def sync_region(self, fullname: str, dry_run: bool = False) -> RegionResult:
+        """Plan and apply one region; raise RegionError if it cannot be completed."""
+        plan = self.plan(fullname)
+        log_notices(plan.notices)
+        target, region = split_region(fullname)
+        try:
+            return apply_plan(plan, self.facade(target), region, self.open_data, dry_run)
+        except GlanceSyncError:
+            raise
+        except OSError as error:
+            raise RegionError(
+                f"{error.strerror or error}: {error.filename or ''}".strip(": ")
+            ) from error

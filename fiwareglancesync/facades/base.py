@@ -1,0 +1,119 @@
+"""The narrow interface between the sync engine and a cloud.
+
+One facade object serves one target (one Keystone credential). Its methods take the bare
+region name (``RegionOne``, never ``target:RegionOne``). The shape follows Glance's
+Images API v2: an upload creates the image record and then streams its data; an update
+sets name, visibility and the complete set of user properties (the facade turns that
+into JSON-patch operations, removals included).
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from fiwareglancesync.image import Image
+
+CHUNK_SIZE = 1024 * 1024
+
+
+@dataclass
+class ImageData:
+    """The bytes of a master image, read lazily in chunks so memory stays bounded.
+
+    ``source`` says where they come from, for log and error messages.
+    """
+
+    size: int
+    checksum: str | None
+    source: str
+    _chunks: Iterator[bytes] | None = field(default=None, repr=False)
+    _path: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_file(cls, path: str, image: Image) -> ImageData:
+        return cls(size=os.path.getsize(path), checksum=image.checksum, source=path, _path=path)
+
+    @classmethod
+    def from_stream(cls, chunks: Iterator[bytes], image: Image, source: str) -> ImageData:
+        return cls(size=image.size, checksum=image.checksum, source=source, _chunks=chunks)
+
+    def chunks(self) -> Iterator[bytes]:
+        if self._path is not None:
+            with open(self._path, "rb") as stream:
+                while block := stream.read(CHUNK_SIZE):
+                    yield block
+        elif self._chunks is not None:
+            yield from self._chunks
+
+    def close(self) -> None:
+        closer = getattr(self._chunks, "close", None)
+        if closer is not None:
+            closer()
+
+
+class ChecksumMismatch(Exception):
+    """The data read did not have the checksum of the master image."""
+
+
+def verified_chunks(data: ImageData) -> Iterator[bytes]:
+    """Yield the data, raising before the last byte leaves if the MD5 is not the master's.
+
+    Raising inside the generator aborts the transfer, so a wrong file never becomes an
+    active image.
+    """
+    digest = hashlib.md5(usedforsecurity=False)
+    pending: bytes | None = None
+    for block in data.chunks():
+        digest.update(block)
+        if pending is not None:
+            yield pending
+        pending = block
+    if data.checksum and digest.hexdigest() != data.checksum:
+        raise ChecksumMismatch(
+            f"the data from {data.source} has checksum {digest.hexdigest()}, "
+            f"the master image has {data.checksum}"
+        )
+    if pending is not None:
+        yield pending
+
+
+class Facade(abc.ABC):
+    """What the engine needs from the regions of one target."""
+
+    @abc.abstractmethod
+    def regions(self) -> list[str]:
+        """The bare names of the regions with an image service, sorted."""
+
+    @abc.abstractmethod
+    def project_id(self) -> str:
+        """The id of the target's project: the owner of the images it creates."""
+
+    @abc.abstractmethod
+    def list_images(self, region: str) -> list[Image]:
+        """Every image the target can see in ``region`` (its own and public ones)."""
+
+    @abc.abstractmethod
+    def upload(self, region: str, image: Image, data: ImageData | None) -> Image:
+        """Create ``image`` in ``region``, send its data and return the new image.
+
+        On failure nothing half-made may stay behind; raise :class:`FacadeError`.
+        """
+
+    @abc.abstractmethod
+    def update(self, region: str, image: Image) -> None:
+        """Set name, visibility and exactly these user properties on ``image.id``."""
+
+    @abc.abstractmethod
+    def delete(self, region: str, image_id: str) -> bool:
+        """Delete an image; False when there is no such image."""
+
+    @abc.abstractmethod
+    def download(self, region: str, image: Image) -> ImageData:
+        """The data of ``image`` (used to stream master images)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the default has nothing to release."""
