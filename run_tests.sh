@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the whole test suite from nothing: the project's virtualenv, the test cloud's
+# virtualenv (real Keystone and Glance servers from PyPI), lint, then pytest.
+# Extra arguments go to pytest (e.g. ./run_tests.sh tests/unit -x).
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    echo "== creating .venv"
+    "$PYTHON" -m venv .venv
+fi
+echo "== installing the project and its test requirements into .venv"
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -r requirements.txt -r test-requirements.txt
+.venv/bin/python -m pip install -q --no-deps -e .
+echo "== installing the test cloud (Keystone, Glance) into .cloud-venv"
+.venv/bin/python tests/cloud/install.py
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== pytest"
+exec .venv/bin/python -m pytest "$@"
