@@ -640,3 +640,7 @@ def sample_config() -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(sample_config())

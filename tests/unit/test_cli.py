@@ -1,0 +1,280 @@
+"""sync.py as an operator runs it: main(argv) on the bundled example through the mock."""
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fiwareglancesync.cli import main
+from fiwareglancesync.errors import ExitStatus
+from fiwareglancesync.facades import mock_factory
+from fiwareglancesync.facades.mock import MockFacade, MockStore
+from fiwareglancesync.mock import main as mock_main
+
+ROOT = Path(__file__).parents[2]
+EXAMPLE_CONFIG = ROOT / "examples" / "glancesync.conf"
+EXAMPLE_SCENARIO = ROOT / "examples" / "scenario"
+
+
+@pytest.fixture
+def store(tmp_path):
+    path = tmp_path / "store"
+    assert mock_main(["--path", str(path), str(EXAMPLE_SCENARIO)]) == 0
+    return path
+
+
+@pytest.fixture
+def environ(store):
+    return {"GLANCESYNC_CONFIG": str(EXAMPLE_CONFIG), "GLANCESYNC_MOCKPERSISTENT_PATH": str(store)}
+
+
+def run(argv, environ, **kwargs):
+    out, err = io.StringIO(), io.StringIO()
+    status = main(argv, environ=environ, stdout=out, stderr=err, **kwargs)
+    return status, out.getvalue(), err.getvalue()
+
+
+def snapshot(path):
+    return {p.name: p.read_bytes() for p in Path(path).iterdir() if not p.name.startswith(".")}
+
+
+def test_show_status_prints_only_data_on_stdout(environ):
+    status, out, err = run(["--show-status", "Burgos"], environ)
+    assert status == ExitStatus.OK
+    assert out.splitlines() == [
+        "ok,Burgos,cirros_ramdisk",
+        "pending_upload,Burgos,cirros_kernel",
+        "pending_upload,Burgos,monitoring_probe",
+        "ok_stalled_checksum,Burgos,alpine_3",
+        "pending_ami,Burgos,cirros_ami",
+        "error_checksum,Burgos,tools_image",
+        "pending_rename,Burgos,arch_linux",
+        "pending_replace,Burgos,fedora_38",
+        "ok,Burgos,base_ubuntu_22.04",
+        "pending_metadata,Burgos,base_centos_9",
+    ]
+    assert "WARNING:Duplicated images with name windows_eval will be ignored" in err
+
+
+def test_sync_then_status_converges(environ, store):
+    status, out, _ = run([], environ)
+    assert status == ExitStatus.OK
+    lines = out.splitlines()
+    assert lines[0] == "INFO:======Master is Valladolid"
+    assert "INFO:======Leon" in lines and "INFO:Region Burgos has finished" in lines
+    assert "INFO:Burgos: Renaming and replacing image arch_linux (80 MB)" in lines
+    assert "INFO:Burgos: Replacing image fedora_38 (120 MB)" in lines
+    assert "INFO:Burgos: updating obsolete image base_debian_10_obsolete" in lines
+    _, after, _ = run(["--show-status"], environ)
+    remaining = {row.split(",")[0] for row in after.splitlines()}
+    assert remaining == {"ok", "ok_stalled_checksum", "error_checksum"}
+    _, again, _ = run(["Burgos"], environ)
+    assert "INFO:Burgos: Region is synchronized." in again.splitlines()
+
+
+def test_dry_run_changes_nothing_and_says_what_it_would_do(environ, store):
+    before = snapshot(store)
+    status, out, _ = run(["--dry-run", "Burgos", "other:"], environ)
+    assert status == ExitStatus.OK
+    assert snapshot(store) == before
+    assert "INFO:Burgos: Pending: cirros_kernel (5 MB)" in out
+    assert "INFO:Burgos: Image pending to update the metadata base_centos_9" in out
+    assert "INFO:other:Madrid: MBs pending : 730" in out
+
+
+def test_show_regions_expands_every_target_with_preferable_order(environ):
+    assert run(["--show-regions"], environ)[1] == "Leon Burgos other:Madrid\n"
+
+
+def test_explicit_regions_keep_command_line_order_and_normalise_master(environ):
+    _, out, _ = run(["--show-status", "other:", "master:Burgos"], environ)
+    regions = list(dict.fromkeys(row.split(",")[1] for row in out.splitlines()))
+    assert regions == ["other:Madrid", "Burgos"]
+
+
+def test_config_overrides_from_the_command_line(environ):
+    _, out, _ = run(["--show-status", "Burgos", "--config", "master.replace=any"], environ)
+    assert "pending_replace,Burgos,tools_image" in out.splitlines()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["a:b:c"], "bad region name 'a:b:c'"),
+        (["nowhere:Region"], "unknown target 'nowhere'"),
+        (["--config", "broken"], "expected KEY=VALUE"),
+        (["--config", "main.max_children=0"], "main.max_children: '0' must be greater than zero"),
+    ],
+)
+def test_usage_and_config_errors_exit_2_with_one_clear_line(environ, argv, message):
+    status, out, err = run(argv, environ)
+    assert status == ExitStatus.USAGE
+    assert message in err
+    assert "Traceback" not in out + err
+
+
+def test_bad_option_exits_2(environ, capsys):
+    assert main(["--no-such-option"], environ=environ) == ExitStatus.USAGE
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_conflicting_modes_exit_2(environ, capsys):
+    assert main(["--dry-run", "--show-status"], environ=environ) == ExitStatus.USAGE
+
+
+def test_missing_config_file_exits_2(tmp_path):
+    status, _, err = run([], {"GLANCESYNC_CONFIG": str(tmp_path / "nope.conf")})
+    assert status == ExitStatus.USAGE
+    assert "cannot read configuration file" in err
+
+
+def test_unknown_region_fails_alone(environ):
+    status, out, _ = run(["Nowhere", "Leon"], environ)
+    assert status == ExitStatus.REGION_FAILED
+    assert "ERROR:Nowhere: unknown region Nowhere" in out
+    assert "INFO:Region Nowhere has finished with errors" in out
+    assert "INFO:Region Leon has finished" in out
+
+
+class FailingUploads(MockFacade):
+    """Uploads of the named images fail, as a full disk would."""
+
+    failing = {"fedora_38"}
+
+    def upload(self, region, image, data):
+        if image.name in self.failing:
+            from fiwareglancesync.errors import FacadeError
+
+            raise FacadeError(f"upload of {image.name} refused: no space left")
+        return super().upload(region, image, data)
+
+
+def test_failed_replacement_keeps_the_old_image_and_fails_the_region(environ, store):
+    factory = lambda target: FailingUploads(MockStore(store), target)  # noqa: E731
+    status, out, _ = run(["Burgos", "Leon"], environ, facade_factory=lambda env: factory)
+    assert status == ExitStatus.REGION_FAILED
+    assert "ERROR:Burgos: upload of fedora_38 refused: no space left" in out
+    burgos = MockStore(store).read("Burgos")
+    assert [i.id for i in burgos if i.name == "fedora_38"] == ["b-fedora"]
+    assert "INFO:Region Burgos has finished with errors" in out
+    assert "INFO:Region Leon has finished with errors" in out  # fedora fails there too
+    leon = MockStore(store).read("Leon")
+    assert {i.name for i in leon} >= {"cirros_kernel", "alpine_3"}  # smaller ones went first
+
+
+class Broken(MockFacade):
+    def list_images(self, region):
+        if region == "Burgos":
+            raise RuntimeError("bug in a facade")
+        return super().list_images(region)
+
+
+def test_a_bug_is_one_error_line_without_traceback_unless_debug(environ, store):
+    factory = lambda env: lambda target: Broken(MockStore(store), target)  # noqa: E731
+    status, out, _ = run(["Burgos", "Leon"], environ, facade_factory=factory)
+    assert status == ExitStatus.REGION_FAILED
+    assert "ERROR:Burgos: cannot list the images: bug in a facade" in out
+    assert "Traceback" not in out
+    assert "INFO:Region Leon has finished" in out
+
+
+class Interrupted(MockFacade):
+    def list_images(self, region):
+        raise KeyboardInterrupt
+
+
+def test_interruption_exits_130(environ, store):
+    factory = lambda env: lambda target: Interrupted(MockStore(store), target)  # noqa: E731
+    status, _, err = run(["Burgos"], environ, facade_factory=factory)
+    assert status == ExitStatus.INTERRUPTED
+    assert "Interrupted." in err
+
+
+def test_master_failure_fails_every_region(environ, store):
+    os.unlink(store / "backup_Valladolid.csv")
+    status, out, _ = run(["Burgos", "Leon"], environ)
+    assert status == ExitStatus.REGION_FAILED
+    assert out.count("master region: unknown region Valladolid") == 2
+
+
+def test_make_backup_then_replay_gives_the_same_statuses(environ, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _, statuses_before, _ = run(["--show-status", "Burgos", "Leon", "other:"], environ)
+    status, _, _ = run(["--make-backups", "Burgos", "Leon", "other:"], environ)
+    assert status == ExitStatus.OK
+    [backup] = list(tmp_path.glob("backup_glance_*"))
+    assert sorted(p.name for p in backup.iterdir()) == [
+        "backup_Burgos.csv",
+        "backup_Leon.csv",
+        "backup_Valladolid.csv",
+        "backup_other:Madrid.csv",
+    ]
+    replay = tmp_path / "replay"
+    assert mock_main(["--path", str(replay), str(backup)]) == 0
+    replay_env = dict(environ, GLANCESYNC_MOCKPERSISTENT_PATH=str(replay))
+    _, statuses_replayed, _ = run(["--show-status", "Burgos", "Leon", "other:"], replay_env)
+    assert statuses_replayed == statuses_before
+
+
+def test_parallel_sync_logs_per_region_and_does_the_same(environ, store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sequential = tmp_path / "sequential"
+    shutil.copytree(store, sequential)
+    run([], dict(environ, GLANCESYNC_MOCKPERSISTENT_PATH=str(sequential)))
+    status, out, _ = run(
+        ["--parallel", "Leon", "Burgos", "other:", "--config", "main.max_children=2"], environ
+    )
+    assert status == ExitStatus.OK
+    assert out.splitlines()[-1] == "INFO:All is done."
+    for region in ("Leon", "Burgos", "other:Madrid"):
+        assert f"INFO:Region {region} has finished" in out
+    [log_dir] = list(tmp_path.glob("sync_2*"))
+    assert sorted(p.name for p in log_dir.iterdir()) == [
+        "Burgos.txt",
+        "Leon.txt",
+        "other:Madrid.txt",
+    ]
+    assert "Burgos: Replacing image fedora_38" in (log_dir / "Burgos.txt").read_text()
+    for region in ("Leon", "Burgos"):
+        assert sorted(map(repr, MockStore(store).read(region))) == sorted(
+            map(repr, MockStore(sequential).read(region))
+        )
+
+
+def test_parallel_dry_run_and_status_change_nothing(environ, store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(store)
+    _, serial_status, _ = run(["--show-status"], environ)
+    status, _, _ = run(["--parallel", "--dry-run", "--config", "main.max_children=3"], environ)
+    assert status == ExitStatus.OK and snapshot(store) == before
+    _, parallel_status, _ = run(["--parallel", "--show-status"], environ)
+    assert parallel_status == serial_status
+    assert len(list(tmp_path.glob("sync_2*"))) == 2  # a fresh directory every run
+
+
+def test_sync_py_runs_as_a_script(environ):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "sync.py"), "--show-status", "Leon"],
+        env=dict(os.environ, **environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert len(result.stdout.splitlines()) == 10
+    assert all(row.startswith("pending_upload,Leon,") for row in result.stdout.splitlines())
+
+
+def test_injected_in_memory_mock(environ):
+    """Tests and the service may inject a mock without any directory."""
+    store = MockStore()
+    for name in ("Valladolid", "Leon", "Burgos", "other:Madrid"):
+        store.write(name, MockStore(environ["GLANCESYNC_MOCKPERSISTENT_PATH"]).read(name))
+    status, out, _ = run(
+        ["--show-status", "Leon"], environ, facade_factory=lambda env: mock_factory(store)
+    )
+    assert status == 0 and len(out.splitlines()) == 10

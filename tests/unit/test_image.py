@@ -1,0 +1,128 @@
+"""The backup CSV format: reading, writing, and refusing anything that is not data."""
+
+import io
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fiwareglancesync.image import (
+    CsvFormatError,
+    Image,
+    image_from_row,
+    parse_properties,
+    read_csv,
+    same_owner,
+    write_csv,
+)
+
+ROW = "Burgos,base,id1,active,1024,abc,tenant1id,True,\"{'type': 'ngimages', 'nid': 1}\"\n"
+
+
+def test_reads_a_backup_row():
+    [image] = read_csv(io.StringIO(ROW))
+    assert image == Image(
+        name="base",
+        id="id1",
+        region="Burgos",
+        status="active",
+        size=1024,
+        checksum="abc",
+        owner="tenant1id",
+        is_public=True,
+        user_properties={"type": "ngimages", "nid": 1},
+    )
+
+
+def test_round_trip_through_csv():
+    images = [
+        Image("a,b", "1$a", "R", "active", 5, "c", "o", False, {"k": "v, 'q'", "n": None}),
+        Image("plain", "x", "R", "queued", 0, None, "", True, {}),
+    ]
+    out = io.StringIO()
+    write_csv(out, images)
+    assert list(read_csv(io.StringIO(out.getvalue()))) == images
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("{}", {}),
+        ("", {}),
+        (
+            "{'a': 'b', 'n': 1, 'f': 1.5, 't': True, 'x': None}",
+            {"a": "b", "n": 1, "f": 1.5, "t": True, "x": None},
+        ),
+        ("{'a': \"it's\"}", {"a": "it's"}),
+        ("{'a': 'tab\there'}", {"a": "tab\there"}),
+        ("{'a': 'True'}", {"a": "True"}),
+        ("{'a': [1, 2], 'b': {'c': 'd'}}", {"a": [1, 2], "b": {"c": "d"}}),
+        ("{'a': 'x\\'y'}", {"a": "x'y"}),
+        ("{1: 'int key'}", {1: "int key"}),
+        ("{'a': 01}" if False else "{'a': -3}", {"a": -3}),
+    ],
+)
+def test_properties_cell_is_a_python_literal(text, expected):
+    assert parse_properties(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "__import__('os').system('touch /tmp/glancesync-pwned')",
+        "{'a': __import__('os').getcwd()}",
+        "[1, 2]",
+        "{'a': open('/etc/passwd').read()}",
+        "{'a': 1",
+        "lambda: 1",
+    ],
+)
+def test_properties_cell_with_code_is_refused_and_never_run(text, tmp_path):
+    with pytest.raises(CsvFormatError):
+        parse_properties(text)
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=8),
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(),
+            st.text(max_size=12),
+            st.floats(allow_nan=False, allow_infinity=False),
+        ),
+        max_size=5,
+    )
+)
+def test_fast_path_reads_exactly_what_repr_wrote(properties):
+    assert parse_properties(repr(properties)) == properties
+
+
+@pytest.mark.parametrize(
+    "row, problem",
+    [
+        ("R,a,id,active,12,c,o,True", "expected 9 fields, found 8"),
+        ("R,a,id,active,12,c,o,True,{},extra", "expected 9 fields, found 10"),
+        ("R,a,id,active,big,c,o,True,{}", "size is not a number"),
+        ("R,a,id,active,12,c,o,maybe,{}", "is_public is not True or False"),
+        ("R,a,id,active,12,c,o,True,\"['list']\"", "user_properties is not a dict literal"),
+    ],
+)
+def test_malformed_rows_name_the_source_line_and_problem(row, problem):
+    text = ROW + row + "\n"
+    with pytest.raises(CsvFormatError) as raised:
+        list(read_csv(io.StringIO(text), "backup_R.csv"))
+    assert str(raised.value).startswith("backup_R.csv, line 2: ")
+    assert problem in str(raised.value)
+
+
+def test_size_and_checksum_placeholders_of_old_backups():
+    image = image_from_row(["R", "a", "id", "queued", "None", "None", "None", "False", "{}"])
+    assert (image.size, image.checksum, image.owner) == (0, None, "")
+
+
+def test_same_owner_strips_leading_zeros_only():
+    assert same_owner("00012", "12")
+    assert same_owner("", None)
+    assert not same_owner("120", "12")

@@ -1,0 +1,168 @@
+"""The persistent mock: its loader, its semantics and its store's safety."""
+
+import multiprocessing
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from builders import image, target
+
+from fiwareglancesync.facades.mock import MockFacade, MockStore
+from fiwareglancesync.image import Image
+from fiwareglancesync.mock import main
+
+ROOT = Path(__file__).parents[2]
+SCENARIO = ROOT / "examples" / "scenario"
+
+
+def test_loader_prints_the_export_line_and_loads_every_region(tmp_path, capsys):
+    store = tmp_path / "store"
+    assert main(["--path", str(store), str(SCENARIO)]) == 0
+    assert capsys.readouterr().out == f"export GLANCESYNC_MOCKPERSISTENT_PATH={store}\n"
+    assert MockStore(store).region_names() == ["Burgos", "Leon", "Valladolid", "other:Madrid"]
+    assert MockStore(store).read("Leon") == []
+
+
+def test_loader_as_a_module_with_a_random_store():
+    result = subprocess.run(
+        [sys.executable, "-m", "fiwareglancesync.mock", "--random", str(SCENARIO)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0
+    prefix = "export GLANCESYNC_MOCKPERSISTENT_PATH="
+    assert result.stdout.startswith(prefix)
+    path = Path(result.stdout.strip()[len(prefix) :])
+    assert path.is_absolute() and (path / "backup_Burgos.csv").is_file()
+
+
+def test_non_empty_store_needs_confirm(tmp_path, capsys):
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "backup_Old.csv").write_text("")
+    assert main(["--path", str(store), str(SCENARIO)]) == 2
+    assert "add --confirm" in capsys.readouterr().err
+    assert MockStore(store).region_names() == ["Old"]
+    assert main(["--path", str(store), "--confirm", str(SCENARIO)]) == 0
+    assert "Old" not in MockStore(store).region_names()
+
+
+def test_malformed_row_names_file_and_line_and_loads_nothing(tmp_path, capsys):
+    scenario = tmp_path / "scenario"
+    scenario.mkdir()
+    (scenario / "backup_A.csv").write_text("A,x,1,active,1,c,o,True,{}\n")
+    (scenario / "backup_B.csv").write_text(
+        "B,x,1,active,1,c,o,True,{}\nB,y,2,active,lots,c,o,True,{}\n"
+    )
+    store = tmp_path / "store"
+    assert main(["--path", str(store), str(scenario)]) == 2
+    err = capsys.readouterr().err
+    assert "backup_B.csv, line 2: size is not a number" in err
+    assert "Traceback" not in err
+    assert not store.exists()
+
+
+def test_code_in_a_cell_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    scenario = tmp_path / "scenario"
+    scenario.mkdir()
+    cell = f"__import__('os').system('touch {marker}')"
+    (scenario / "backup_A.csv").write_text(f'A,x,1,active,1,c,o,True,"{cell}"\n')
+    assert main(["--path", str(tmp_path / "store"), str(scenario)]) == 2
+    assert not marker.exists()
+
+
+def test_missing_scenario_is_an_error(tmp_path, capsys):
+    assert main(["--path", str(tmp_path / "s"), str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_file_name_names_the_region_and_master_prefix_is_dropped(tmp_path):
+    scenario = tmp_path / "scenario"
+    scenario.mkdir()
+    (scenario / "backup_master:Burgos.csv").write_text("Elsewhere,x,1,active,1,c,o,True,{}\n")
+    assert main(["--path", str(tmp_path / "store"), str(scenario)]) == 0
+    [loaded] = MockStore(tmp_path / "store").read("Burgos")
+    assert loaded.region == "Burgos"
+
+
+# ----------------------------------------------------------------- facade semantics
+
+
+def test_targets_see_their_own_regions_and_tenant_ids():
+    store = MockStore()
+    for name in ("Master", "Other", "t2:RegionOne", "t2:RegionTwo"):
+        store.write(name, [])
+    master = MockFacade(store, target("master"))
+    other = MockFacade(store, target("t2", tenant_id=None))
+    assert master.regions() == ["Master", "Other"]
+    assert other.regions() == ["RegionOne", "RegionTwo"]
+    assert master.project_id() == "tenant1id"
+    assert other.project_id() == "tenant1id"  # project name 'tenant1' + 'id'
+
+
+def test_upload_ids_update_and_delete():
+    store = MockStore()
+    store.write("t2:R", [Image("old", "2$old")])
+    facade = MockFacade(store, target("t2", tenant_id="tid"))
+    master = image("new", "m1", size=7, status="active", is_public=True)
+    first = facade.upload("R", master, None)
+    second = facade.upload("R", image("other"), None)
+    assert (first.id, second.id) == ("1$new", "3$other")
+    assert (first.owner, first.size, first.checksum, first.is_public) == (
+        "tid",
+        7,
+        master.checksum,
+        True,
+    )
+    facade.update(
+        "R", first.copy(name="renamed", is_public=False, user_properties={"a": 1}, size=99)
+    )
+    stored = {i.id: i for i in store.read("t2:R")}["1$new"]
+    assert (stored.name, stored.is_public, stored.user_properties, stored.size) == (
+        "renamed",
+        False,
+        {"a": 1},
+        7,
+    )
+    assert facade.delete("R", "1$new") is True
+    assert facade.delete("R", "1$new") is False
+    assert facade.upload("R", image("again"), None).id == "1$again"
+
+
+def _upload_many(path, worker):
+    facade = MockFacade(MockStore(path), target())
+    for n in range(20):
+        facade.upload("R", image(f"w{worker}-{n}"), None)
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    MockStore(tmp_path).write("R", [])
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_upload_many, args=(tmp_path, w)) for w in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    images = MockStore(tmp_path).read("R")
+    assert len(images) == 80
+    assert len({i.id for i in images}) == 80
+
+
+def test_a_write_that_dies_half_way_leaves_the_old_file(tmp_path, monkeypatch):
+    store = MockStore(tmp_path)
+    store.write("R", [image("kept")])
+
+    def explode(stream, images):
+        stream.write("R,half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("fiwareglancesync.facades.mock.write_csv", explode)
+    with pytest.raises(KeyboardInterrupt):
+        store.write("R", [image("lost")])
+    assert [i.name for i in store.read("R")] == ["kept"]
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".tmp")] == []
