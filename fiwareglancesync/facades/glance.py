@@ -1,0 +1,423 @@
+"""The facade for real clouds: Keystone v3 (keystoneauth1) and Glance Images API v2.
+
+One :class:`GlanceFacade` serves one target: one Keystone credential, one project-scoped
+token, the image endpoints of that Keystone's catalog. Image data is streamed: from a
+file in images_dir or straight from the master Glance into the upload request, never
+through a temporary file and never whole in memory.
+
+Safety rules the code below keeps:
+
+* every HTTP call has a timeout, and listing a region is bounded as a whole by the
+  target's ``list_images_timeout``;
+* only calls that are safe to repeat (listing, reading, metadata updates, deletes) are
+  retried, with backoff; creating an image and sending its data are not;
+* an upload that fails or is interrupted, for whatever reason, deletes the image it
+  created, so nothing stays ``queued``; leftovers of an earlier run that could not do
+  so (a killed Glance, a killed GlanceSync) are removed before the image is uploaded
+  again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import tenacity
+from glanceclient import exc as glance_exc
+from glanceclient.v2 import client as glance_client
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3
+
+from fiwareglancesync.config import TargetConfig
+from fiwareglancesync.errors import FacadeError
+from fiwareglancesync.facades.base import (
+    CHUNK_SIZE,
+    ChecksumMismatch,
+    Facade,
+    ImageData,
+    verified_chunks,
+)
+from fiwareglancesync.facades.glance_model import (
+    JSON_PATCH,
+    create_request,
+    image_from_record,
+    is_visible_to,
+    metadata_patch,
+    strong_hash,
+    verification_problems,
+)
+from fiwareglancesync.facades.openstack_errors import (
+    CLIENT_ERRORS,
+    describe,
+    describe_auth,
+    is_transient,
+)
+from fiwareglancesync.facades.transfer import (
+    ChunkReader,
+    SourceError,
+    closing_chunks,
+    guarded_source,
+    with_progress,
+)
+from fiwareglancesync.image import Image, same_owner
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CONNECT_TIMEOUT = 10.0  # seconds to open a connection: a live server answers at once
+HTTP_TIMEOUT = 120.0  # seconds of silence on an open connection before giving up
+RETRY_ATTEMPTS = 3
+PAGE_SIZE = 500
+# States of an image whose upload never finished (the client or the server died).
+UNFINISHED_STATUSES = frozenset({"queued", "saving", "importing", "uploading", "killed"})
+
+# The strong hash Glance computed for each master image, by MD5 checksum. The engine
+# hands upload() a copy of the master image without it, and a file from images_dir
+# does not carry it either; the checksum is what both sides share.
+_strong_hashes: dict[str, tuple[str, str]] = {}
+
+
+class _TimedSession(ks_session.Session):
+    """A keystoneauth session that puts a (connect, read) timeout on every request."""
+
+    def __init__(self, timeouts: tuple[float, float], **kwargs: Any):
+        super().__init__(**kwargs)
+        self._timeouts = timeouts
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", self._timeouts)
+        return super().request(*args, **kwargs)
+
+
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    logger.debug("retrying after %s (attempt %d)", error, state.attempt_number)
+
+
+def _retrying() -> tenacity.Retrying:
+    """Backoff for idempotent calls: a refused connection, a timeout, a 502/503/504."""
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_transient),
+        stop=tenacity.stop_after_attempt(RETRY_ATTEMPTS),
+        wait=tenacity.wait_exponential(multiplier=0.5, max=4),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+
+
+def _call_with_deadline(function: Callable[[], T], seconds: float, what: str) -> T:
+    """Run ``function`` in a helper thread and give up after ``seconds``.
+
+    Per-request timeouts alone do not bound a listing: a server can answer each page
+    just in time, or retries can add up. The abandoned thread ends at its own socket
+    timeout, which is set to the same number of seconds.
+    """
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["value"] = function()
+        except BaseException as error:  # noqa: BLE001 - handed to the caller
+            outcome["error"] = error
+
+    thread = threading.Thread(target=work, name=f"glancesync {what}", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise FacadeError(f"{what} took longer than list_images_timeout ({seconds:g} s)")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+class GlanceFacade(Facade):
+    """The regions of one target, reached through its Keystone v3 catalog."""
+
+    def __init__(self, target: TargetConfig):
+        self.target = target
+        credential = target.credential
+        self._auth = v3.Password(
+            auth_url=credential.auth_url,
+            username=credential.user,
+            password=credential.password,
+            user_domain_name=credential.user_domain_name,
+            project_name=credential.project_name,
+            project_domain_name=credential.project_domain_name,
+        )
+        verify: bool | str = credential.cacert or not credential.insecure
+        self._session = _TimedSession(
+            (CONNECT_TIMEOUT, HTTP_TIMEOUT), auth=self._auth, verify=verify
+        )
+        listing = float(target.list_images_timeout)
+        self._listing_session = _TimedSession(
+            (min(CONNECT_TIMEOUT, listing), listing), auth=self._auth, verify=verify
+        )
+        self._clients: dict[tuple[str, bool], glance_client.Client] = {}
+        self._endpoints: dict[str, str] | None = None
+        self._project_id: str | None = None
+
+    # ------------------------------------------------------------------- Keystone
+
+    def _access(self) -> Any:
+        """The token and catalog (fetched once, renewed by keystoneauth when it expires)."""
+        credential = self.target.credential
+        try:
+            return self._auth.get_access(self._session)
+        except CLIENT_ERRORS as error:
+            raise FacadeError(
+                describe_auth(
+                    error,
+                    credential.user,
+                    credential.auth_url,
+                    credential.project_name,
+                )
+            ) from error
+
+    def _image_endpoints(self) -> dict[str, str]:
+        if self._endpoints is None:
+            catalog = self._access().service_catalog
+            found = catalog.get_endpoints_data(service_type="image", interface="public")
+            self._endpoints = {
+                endpoint.region_name: endpoint.url
+                for endpoints in found.values()
+                for endpoint in endpoints
+                if endpoint.region_name
+            }
+        return self._endpoints
+
+    def regions(self) -> list[str]:
+        return sorted(self._image_endpoints())
+
+    def project_id(self) -> str:
+        if self._project_id is None:
+            project_id = self._access().project_id
+            if not project_id:
+                raise FacadeError(
+                    f"Keystone {self.target.credential.auth_url} gave a token that is not "
+                    "scoped to a project; Glance needs a project-scoped token"
+                )
+            configured = self.target.tenant_id
+            if configured and not same_owner(configured, project_id):
+                logger.warning(
+                    "target %s: tenant_id %s differs from the project id %s Keystone "
+                    "gives; using Keystone's",
+                    self.target.name,
+                    configured,
+                    project_id,
+                )
+            self._project_id = project_id
+        return self._project_id
+
+    def _client(self, region: str, listing: bool = False) -> glance_client.Client:
+        key = (region, listing)
+        if key not in self._clients:
+            endpoints = self._image_endpoints()
+            if region not in endpoints:
+                known = ", ".join(sorted(endpoints)) or "none"
+                raise FacadeError(
+                    f"unknown region {region}: Keystone {self.target.credential.auth_url} "
+                    f"has no public image endpoint there (regions with one: {known})"
+                )
+            self._clients[key] = glance_client.Client(
+                session=self._listing_session if listing else self._session,
+                endpoint_override=endpoints[region],
+                region_name=region,
+                interface="public",
+                service_type="image",
+            )
+        return self._clients[key]
+
+    def _call(self, what: str, function: Callable[..., T], *args: Any, retry: bool = True) -> T:
+        """Call the client; retry if it is safe, and turn failures into one line."""
+        try:
+            if retry:
+                return _retrying()(function, *args)
+            return function(*args)
+        except CLIENT_ERRORS as error:
+            raise FacadeError(describe(error, what)) from error
+
+    # ------------------------------------------------------------------- listing
+
+    @staticmethod
+    def _records(client: glance_client.Client, **filters: str) -> list[dict[str, Any]]:
+        """Every image record, all pages, hidden ones too (Glance hides them by default)."""
+        records: dict[str, dict[str, Any]] = {}
+        for hidden in ("false", "true"):
+            query = dict(filters, os_hidden=hidden)
+            for record in client.images.list(filters=query, page_size=PAGE_SIZE):
+                records.setdefault(record["id"], dict(record))
+        return list(records.values())
+
+    def list_images(self, region: str) -> list[Image]:
+        project_id = self.project_id()
+        client = self._client(region, listing=True)
+        what = "listing the images"
+        records = _call_with_deadline(
+            lambda: self._call(what, self._records, client),
+            float(self.target.list_images_timeout),
+            what,
+        )
+        images = []
+        for record in records:
+            hashes = strong_hash(record)
+            if hashes and record.get("checksum"):
+                _strong_hashes[record["checksum"]] = hashes
+            if is_visible_to(record, project_id):
+                images.append(image_from_record(record, region))
+        logger.debug("%s: %d images listed", region, len(images))
+        return images
+
+    # ------------------------------------------------------------------- changes
+
+    def _get(self, client: glance_client.Client, image_id: str) -> dict[str, Any]:
+        return dict(client.images.get(image_id))
+
+    def update(self, region: str, image: Image) -> None:
+        client = self._client(region)
+
+        def patch_image() -> None:
+            # Built from a fresh read on every attempt, so a retry never replays a
+            # "remove" that already happened.
+            patch = metadata_patch(self._get(client, image.id), image)
+            if patch:
+                client.http_client.patch(
+                    f"/v2/images/{image.id}",
+                    headers={"Content-Type": JSON_PATCH},
+                    data=json.dumps(patch),
+                )
+
+        self._call(f"updating the metadata of image {image.name}", patch_image)
+
+    def delete(self, region: str, image_id: str) -> bool:
+        client = self._client(region)
+        try:
+            self._call(f"deleting image {image_id}", client.images.delete, image_id)
+        except FacadeError as error:
+            if isinstance(error.__cause__, glance_exc.HTTPNotFound):
+                return False
+            raise
+        return True
+
+    # ------------------------------------------------------------------- transfers
+
+    def download(self, region: str, image: Image) -> ImageData:
+        """Stream the master image's data: the GET starts now, the bytes flow later."""
+        client = self._client(region)
+        source = f"image {image.id} of {region}"
+        response, _ = self._call(
+            f"downloading image {image.name}",
+            client.http_client.get,
+            f"/v2/images/{image.id}/file",
+        )
+        if response.status_code == 204:
+            response.close()
+            raise FacadeError(f"image {image.name} has no data in {region}")
+        chunks = guarded_source(response.iter_content(CHUNK_SIZE), source)
+        return ImageData.from_stream(closing_chunks(chunks, response.close), image, source)
+
+    def upload(self, region: str, image: Image, data: ImageData | None) -> Image:
+        if data is None:
+            raise FacadeError(f"no data to upload for image {image.name}")
+        client = self._client(region)
+        self._remove_unfinished(client, region, image.name)
+        what = f"creating image {image.name}"
+        try:
+            created = dict(
+                self._call(what, lambda: client.images.create(**create_request(image)), retry=False)
+            )
+        except TypeError as error:  # the schema refused a value
+            raise FacadeError(f"{what}: {error}") from error
+        image_id = created["id"]
+        try:
+            self._send(client, region, image_id, image, data)
+            record = self._get_verified(client, image_id, image, data)
+        except BaseException as error:
+            # Whatever happened (Ctrl-C included), no half-made image may stay behind.
+            self._discard(client, region, image_id, image.name)
+            raise self._transfer_error(error, image) from error
+        return image_from_record(record, region)
+
+    def _send(
+        self,
+        client: glance_client.Client,
+        region: str,
+        image_id: str,
+        image: Image,
+        data: ImageData,
+    ) -> None:
+        chunks: Iterator[bytes] = guarded_source(
+            verified_chunks(data), data.source, passthrough=(ChecksumMismatch,)
+        )
+        chunks = with_progress(chunks, data.size, f"{region}: {image.name}")
+        size = data.size if data.size > 0 else None
+        # Not retried: the stream cannot be rewound, and Glance accepts data only once.
+        client.images.upload(image_id, ChunkReader(chunks), image_size=size)
+
+    def _get_verified(
+        self, client: glance_client.Client, image_id: str, image: Image, data: ImageData
+    ) -> dict[str, Any]:
+        record = self._call(f"reading back image {image.name}", self._get, client, image_id)
+        expected = _strong_hashes.get(data.checksum or "")
+        problems = verification_problems(record, data.size, data.checksum, expected)
+        if problems:
+            raise FacadeError(f"image {image.name} failed verification: {'; '.join(problems)}")
+        return record
+
+    @staticmethod
+    def _transfer_error(error: BaseException, image: Image) -> BaseException:
+        """The exception to raise for a failed transfer (bugs and Ctrl-C unchanged)."""
+        if isinstance(error, FacadeError):
+            return error
+        if isinstance(error, ChecksumMismatch):
+            return FacadeError(f"refused to upload image {image.name}: {error}")
+        if isinstance(error, SourceError):
+            return FacadeError(f"uploading image {image.name}: {error}")
+        if isinstance(error, CLIENT_ERRORS):
+            return FacadeError(describe(error, f"uploading image {image.name}"))
+        return error
+
+    def _discard(self, client: glance_client.Client, region: str, image_id: str, name: str) -> None:
+        """Delete a half-made image; a failure here must not hide the original one."""
+        try:
+            self._call(f"deleting unfinished image {image_id}", client.images.delete, image_id)
+            logger.info("%s: deleted the unfinished copy of %s (%s)", region, name, image_id)
+        except FacadeError as error:
+            logger.warning(
+                "%s: could not delete the unfinished image %s (%s); the next run removes it",
+                region,
+                image_id,
+                error,
+            )
+
+    def _remove_unfinished(self, client: glance_client.Client, region: str, name: str) -> None:
+        """Delete our images called ``name`` left unfinished by an earlier run.
+
+        They never had data (or only part of it), so nothing is lost; left alone they
+        would stay in the catalog forever.
+        """
+        filters = {"owner": self.project_id()}
+        if not name.startswith("in:"):  # Glance reads "in:a,b" as a list of names
+            filters["name"] = name
+        records = self._call("looking for unfinished uploads", self._records, client, **filters)
+        for record in records:
+            if record.get("name") != name or record.get("status") not in UNFINISHED_STATUSES:
+                continue
+            if not same_owner(record.get("owner"), self.project_id()):
+                continue
+            logger.warning(
+                "%s: removing image %s (%s), left %s by an earlier interrupted upload",
+                region,
+                name,
+                record["id"],
+                record.get("status"),
+            )
+            self.delete(region, record["id"])
+
+    def close(self) -> None:
+        for session in (self._session, self._listing_session):
+            session.session.close()
+        self._clients.clear()

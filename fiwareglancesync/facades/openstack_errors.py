@@ -1,0 +1,106 @@
+"""Turn keystoneauth1 / glanceclient / requests exceptions into one-line operator messages.
+
+Also decides which failures are worth retrying: only those a second attempt can cure
+(a refused or dropped connection, a timeout, a 502/503/504), and only for calls that
+are safe to repeat — the facade never retries a create or a transfer.
+"""
+
+from __future__ import annotations
+
+import re
+
+import requests
+from glanceclient import exc as glance_exc
+from keystoneauth1 import exceptions as ks_exc
+
+# HTTP statuses that say "try again later" rather than "you asked for something wrong".
+TRANSIENT_STATUSES = frozenset({502, 503, 504})
+
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    ks_exc.ConnectFailure,
+    ks_exc.ConnectTimeout,
+    ks_exc.UnknownConnectionError,
+    glance_exc.CommunicationError,
+    glance_exc.InvalidEndpoint,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    ConnectionError,
+    TimeoutError,
+)
+
+# Everything the OpenStack libraries raise for a failed call (as opposed to a bug).
+CLIENT_ERRORS: tuple[type[BaseException], ...] = (
+    *CONNECTION_ERRORS,
+    ks_exc.ClientException,
+    glance_exc.BaseException,
+    glance_exc.ClientException,
+    glance_exc.EndpointNotFound,
+    requests.exceptions.RequestException,
+    OSError,
+)
+
+
+def status_of(error: BaseException) -> int | None:
+    """The HTTP status behind a client exception, if there is one."""
+    for attribute in ("code", "http_status", "status_code"):
+        value = getattr(error, attribute, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth another attempt: the connection failed, or the server said 'later'."""
+    if isinstance(error, CONNECTION_ERRORS):
+        return True
+    return status_of(error) in TRANSIENT_STATUSES
+
+
+def _first_line(text: str) -> str:
+    text = re.sub(r"<[^>]+>", " ", text)  # HTML error pages
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    return next((line for line in lines if line), "").strip()
+
+
+def _details(error: BaseException) -> str:
+    details = getattr(error, "details", None)
+    if isinstance(details, str) and details.strip():
+        return _first_line(details)
+    return _first_line(str(error)) or type(error).__name__
+
+
+def describe(error: BaseException, what: str) -> str:
+    """One line saying what failed (``what``) and why, with the HTTP status if any."""
+    status = status_of(error)
+    if isinstance(error, ks_exc.SSLError | glance_exc.SSLCertificateError):
+        return f"{what}: TLS verification failed ({_details(error)}); check cacert/insecure"
+    if isinstance(error, CONNECTION_ERRORS) and status is None:
+        return f"{what}: cannot connect ({_details(error)})"
+    if status == 401:
+        return f"{what}: not authorised (HTTP 401): the token was refused"
+    if status == 403:
+        details = _details(error)
+        if "publicize" in details.lower():
+            return (
+                f"{what}: forbidden (HTTP 403): this user may not make images public "
+                "(policy publicize_image needs the admin role)"
+            )
+        return f"{what}: forbidden (HTTP 403): {details}"
+    if status is not None:
+        return f"{what}: HTTP {status}: {_details(error)}"
+    return f"{what}: {_details(error)}"
+
+
+def describe_auth(error: BaseException, user: str, auth_url: str, project: str) -> str:
+    """One line for a failure to get a token from Keystone."""
+    status = status_of(error)
+    if isinstance(error, ks_exc.Unauthorized) or status == 401:
+        return (
+            f"Keystone {auth_url} refused the credentials of user {user} on project "
+            f"{project} (HTTP 401): wrong user name, password, project or domain"
+        )
+    if isinstance(error, ks_exc.SSLError):
+        return f"Keystone {auth_url}: TLS verification failed; check cacert/insecure"
+    if isinstance(error, CONNECTION_ERRORS):
+        return f"cannot reach Keystone at {auth_url} ({_details(error)})"
+    return describe(error, f"Keystone {auth_url}")

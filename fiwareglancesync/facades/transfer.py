@@ -1,0 +1,110 @@
+"""Plumbing for streamed transfers: chunk streams as files, source errors, progress bars.
+
+Image data never touches the disk or sits whole in memory: it flows chunk by chunk from a
+file in images_dir or from the master Glance's response into the upload request.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+
+class SourceError(Exception):
+    """Reading the image data failed (not sending it).
+
+    The source's own exceptions (a dropped download from the master is a
+    ``requests`` error) are re-raised as this, so that the HTTP stack of the *upload*
+    does not mistake them for a failure of the upload connection.
+    """
+
+
+class ChunkReader:
+    """A read-only file over an iterator of byte chunks, for ``images.upload``.
+
+    glanceclient only calls ``read(n)``; a chunk that fits is returned as it is (no copy),
+    a larger one is served in slices.
+    """
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self._chunks = iter(chunks)
+        self._pending = b""
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            return self._pending + b"".join(self._chunks)
+        if not self._pending:
+            self._pending = next(self._chunks, b"")
+        if len(self._pending) <= size:
+            block, self._pending = self._pending, b""
+        else:
+            block = self._pending[:size]
+            self._pending = self._pending[size:]
+        return block
+
+
+def guarded_source(
+    chunks: Iterable[bytes],
+    source: str,
+    passthrough: tuple[type[Exception], ...] = (),
+) -> Iterator[bytes]:
+    """Yield ``chunks``; a failure to produce the next one becomes :class:`SourceError`.
+
+    Exceptions of the ``passthrough`` types (and SourceError itself) keep their type.
+    """
+    iterator = iter(chunks)
+    while True:
+        try:
+            block = next(iterator)
+        except StopIteration:
+            return
+        except (SourceError, *passthrough):
+            raise
+        except Exception as error:
+            raise SourceError(f"reading {source} failed: {error}") from error
+        yield block
+
+
+def closing_chunks(chunks: Iterable[bytes], close: Callable[[], Any]) -> Iterator[bytes]:
+    """Yield ``chunks`` and call ``close`` when done, failed or abandoned."""
+    try:
+        yield from chunks
+    finally:
+        close()
+
+
+def with_progress(
+    chunks: Iterable[bytes], total: int, label: str, stream: TextIO | None = None
+) -> Iterator[bytes]:
+    """Show a progress bar (bytes, rate, ETA) on a terminal; pass through otherwise.
+
+    Off a terminal (cron, CI, --parallel log files) only the log lines tell the story.
+    """
+    stream = stream if stream is not None else sys.stderr
+    if not _is_terminal(stream):
+        yield from chunks
+        return
+    with tqdm(
+        total=total or None,
+        desc=label,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        file=stream,
+        leave=False,
+        dynamic_ncols=True,
+    ) as bar:
+        for block in chunks:
+            yield block
+            bar.update(len(block))
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
