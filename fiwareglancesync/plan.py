@@ -308,6 +308,22 @@ class _Planner:
         return self._status(status, master, message)
 
     def _final_status(self, master: Image, first: dict[str, ImageStatus]) -> ImageStatus:
+        status = self._unprotected_status(master, first)
+        regional = status.regional
+        if regional is None or not regional.owner or same_owner(regional.owner, self.project_id):
+            return status
+        protected = _leave_foreign_alone(status, regional.owner)
+        if protected is not status:
+            self.notices.append(
+                (
+                    logging.WARNING,
+                    f"{self.region_name}: image {master.name} (UUID {regional.id}) is owned by "
+                    f"other tenant: {regional.owner}; it is left as it is",
+                )
+            )
+        return protected
+
+    def _unprotected_status(self, master: Image, first: dict[str, ImageStatus]) -> ImageStatus:
         content = first[master.id]
         missing = self._missing_dependency(master)
         if missing is not None:
@@ -402,6 +418,22 @@ def obsolete_image(regional: Image, master: Image, syncprops: Iterable[str]) -> 
         else:
             properties.pop(prop, None)
     return regional.copy(name=master.name, is_public=master.is_public, user_properties=properties)
+
+
+def _leave_foreign_alone(status: ImageStatus, owner: str) -> ImageStatus:
+    """Another project's image (only_tenant_images = false) counts, but is never changed.
+
+    Its metadata is left as it is (``ok``), and a different content needs a person
+    (``error_checksum``) whatever replace/rename say: deleting or renaming another
+    project's image is not GlanceSync's call.
+    """
+    if status.status in (PENDING_METADATA, PENDING_AMI):
+        message = f"owned by project {owner}: its metadata is left as it is"
+        return ImageStatus(OK, status.region, status.master, status.regional, message)
+    if status.status in (PENDING_REPLACE, PENDING_RENAME):
+        message = f"owned by project {owner}: not replaced; {status.message}"
+        return ImageStatus(ERROR_CHECKSUM, status.region, status.master, status.regional, message)
+    return status
 
 
 def _transfer_order(
