@@ -402,7 +402,9 @@ class GlanceFacade(Facade):
         filters = {"owner": self.project_id()}
         if not name.startswith("in:"):  # Glance reads "in:a,b" as a list of names
             filters["name"] = name
-        records = self._call("looking for unfinished uploads", self._records, client, **filters)
+        records = self._call(
+            "looking for unfinished uploads", lambda: self._records(client, **filters)
+        )
         for record in records:
             if record.get("name") != name or record.get("status") not in UNFINISHED_STATUSES:
                 continue

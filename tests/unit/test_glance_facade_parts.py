@@ -1,0 +1,247 @@
+"""The pure parts of the OpenStack facade: record mapping, JSON patches, streams, errors."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import pytest
+from glanceclient import exc as glance_exc
+from keystoneauth1 import exceptions as ks_exc
+
+from fiwareglancesync.errors import FacadeError
+from fiwareglancesync.facades.glance import _call_with_deadline
+from fiwareglancesync.facades.glance_model import (
+    create_request,
+    image_from_record,
+    is_visible_to,
+    metadata_patch,
+    verification_problems,
+)
+from fiwareglancesync.facades.openstack_errors import describe, describe_auth, is_transient
+from fiwareglancesync.facades.transfer import (
+    ChunkReader,
+    SourceError,
+    guarded_source,
+    with_progress,
+)
+from fiwareglancesync.image import Image
+
+RECORD = {
+    "id": "5e3c9a30-0000-4000-8000-000000000001",
+    "name": "base",
+    "status": "active",
+    "visibility": "public",
+    "protected": False,
+    "checksum": "c" * 32,
+    "os_hash_algo": "sha512",
+    "os_hash_value": "f" * 128,
+    "owner": "0042",
+    "size": 1024,
+    "virtual_size": None,
+    "min_disk": 1,
+    "min_ram": 256,
+    "disk_format": "raw",
+    "container_format": "bare",
+    "created_at": "2024-01-01T00:00:00Z",
+    "updated_at": "2024-01-01T00:00:00Z",
+    "tags": [],
+    "file": "/v2/images/x/file",
+    "schema": "/v2/schemas/image",
+    "os_hidden": False,
+    "stores": "file1",
+    "os_glance_importing_to_stores": "",
+    "kernel_id": "k-1",
+    "ramdisk_id": None,
+    "type": "baseimages",
+    "nid": "7",
+}
+
+
+def test_a_record_becomes_an_image_with_only_user_properties():
+    image = image_from_record(RECORD, "RegionA")
+    assert (image.name, image.region, image.size, image.owner) == ("base", "RegionA", 1024, "0042")
+    assert image.is_public and image.status == "active"
+    assert (image.disk_format, image.container_format, image.min_disk, image.min_ram) == (
+        "raw",
+        "bare",
+        1,
+        256,
+    )
+    # kernel_id is folded in (an attribute in v2), a null ramdisk_id is not a property.
+    assert image.user_properties == {"kernel_id": "k-1", "type": "baseimages", "nid": "7"}
+
+
+@pytest.mark.parametrize("visibility", ["private", "shared", "community"])
+def test_only_public_visibility_counts_as_public(visibility):
+    assert not image_from_record(dict(RECORD, visibility=visibility), "R").is_public
+
+
+@pytest.mark.parametrize(
+    ("owner", "visibility", "visible"),
+    [
+        ("42", "private", True),  # ours (leading zeros do not count)
+        ("0042", "shared", True),
+        ("99", "public", True),  # another project's public image
+        ("99", "private", False),  # what an admin token also shows: left out
+        ("99", "community", False),
+        ("", "private", True),
+    ],
+)
+def test_listing_keeps_own_and_public_images(owner, visibility, visible):
+    assert is_visible_to({"owner": owner, "visibility": visibility}, "042") is visible
+
+
+def test_create_request_sends_strings_and_attributes_only():
+    wanted = Image(
+        name="base",
+        id="",
+        is_public=False,
+        disk_format="raw",
+        container_format="bare",
+        min_disk=2,
+        min_ram=512,
+        user_properties={
+            "nid": 7,
+            "sdc": True,
+            "kernel_id": "k-2",
+            "checksum": "x",  # core: Glance would answer 403
+            "os_glance_x": "y",  # reserved
+            "gone": None,
+        },
+    )
+    assert create_request(wanted) == {
+        "name": "base",
+        "visibility": "private",
+        "min_disk": 2,
+        "min_ram": 512,
+        "disk_format": "raw",
+        "container_format": "bare",
+        "nid": "7",
+        "sdc": "True",
+        "kernel_id": "k-2",
+    }
+
+
+def test_metadata_patch_sets_replaces_and_removes_explicitly():
+    current = dict(RECORD, visibility="private")
+    wanted = image_from_record(RECORD, "R").copy(
+        name="base2",
+        user_properties={"type": "other", "new/key": "v", "ramdisk_id": "r-1"},
+    )
+    assert metadata_patch(current, wanted) == [
+        {"op": "replace", "path": "/name", "value": "base2"},
+        {"op": "replace", "path": "/visibility", "value": "public"},
+        {"op": "replace", "path": "/type", "value": "other"},
+        {"op": "add", "path": "/new~1key", "value": "v"},
+        {"op": "replace", "path": "/ramdisk_id", "value": "r-1"},
+        {"op": "remove", "path": "/kernel_id"},
+        {"op": "remove", "path": "/nid"},
+    ]
+
+
+def test_metadata_patch_is_empty_when_nothing_changes():
+    assert metadata_patch(RECORD, image_from_record(RECORD, "R")) == []
+
+
+@pytest.mark.parametrize(
+    ("current", "public", "expected"),
+    [("public", False, "private"), ("shared", False, None), ("community", True, "public")],
+)
+def test_metadata_patch_leaves_shared_and_community_alone_unless_made_public(
+    current, public, expected
+):
+    record = dict(RECORD, visibility=current)
+    patch = metadata_patch(record, image_from_record(record, "R").copy(is_public=public))
+    changes = [op["value"] for op in patch if op["path"] == "/visibility"]
+    assert changes == ([expected] if expected else [])
+
+
+def test_verification_accepts_a_faithful_copy():
+    expected = ("sha512", "f" * 128)
+    assert verification_problems(RECORD, 1024, "c" * 32, expected) == []
+    # Another algorithm on the master's side: only the MD5 can be compared.
+    assert verification_problems(RECORD, 1024, "c" * 32, ("sha256", "0" * 64)) == []
+
+
+def test_verification_names_every_problem():
+    record = dict(RECORD, status="queued", checksum="d" * 32, size=1000)
+    problems = verification_problems(record, 1024, "c" * 32, ("sha512", "0" * 128))
+    assert len(problems) == 4
+    assert "queued" in problems[0] and "checksum" in problems[1]
+    assert "size" in problems[2] and "sha512" in problems[3]
+
+
+def test_chunk_reader_serves_chunks_as_a_file():
+    reader = ChunkReader([b"abc", b"defgh", b"", b"ij"])
+    assert reader.read(4) == b"abc"
+    assert reader.read(3) == b"def"
+    assert reader.read(10) == b"gh"
+    assert reader.read(10) == b""  # an empty chunk is the end, as for a file
+    assert ChunkReader([b"ab", b"cd"]).read() == b"abcd"
+
+
+def test_guarded_source_renames_failures_of_the_source_only():
+    class Refused(Exception):
+        pass
+
+    def failing(error):
+        yield b"x"
+        raise error
+
+    with pytest.raises(SourceError, match="reading master image failed: boom"):
+        list(guarded_source(failing(OSError("boom")), "master image"))
+    with pytest.raises(Refused):
+        list(guarded_source(failing(Refused()), "master image", passthrough=(Refused,)))
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_only_on_a_terminal():
+    plain = io.StringIO()
+    assert list(with_progress([b"ab", b"cd"], 4, "RegionA: base", plain)) == [b"ab", b"cd"]
+    assert plain.getvalue() == ""
+    terminal = FakeTerminal()
+    assert list(with_progress([b"ab", b"cd"], 4, "RegionA: base", terminal)) == [b"ab", b"cd"]
+    assert "RegionA: base" in terminal.getvalue()
+
+
+def test_error_lines_say_what_to_fix():
+    forbidden = glance_exc.HTTPForbidden(
+        "403 Forbidden: You are not authorized to complete publicize_image action."
+    )
+    assert "may not make images public" in describe(forbidden, "creating image base")
+    assert "HTTP 404" in describe(glance_exc.HTTPNotFound("no such image"), "x")
+    refused = ks_exc.ConnectFailure("Unable to establish connection to http://127.0.0.1:9")
+    assert describe(refused, "listing the images").startswith("listing the images: cannot connect")
+    assert "refused the credentials of user bob" in describe_auth(
+        ks_exc.Unauthorized("The request you have made requires authentication."),
+        "bob",
+        "http://127.0.0.1:5000/v3",
+        "demo",
+    )
+    assert describe_auth(refused, "bob", "http://k/v3", "demo").startswith(
+        "cannot reach Keystone at http://k/v3"
+    )
+
+
+def test_only_transient_failures_are_retried():
+    assert is_transient(ks_exc.ConnectFailure("refused"))
+    assert is_transient(glance_exc.HTTPServiceUnavailable())
+    assert not is_transient(glance_exc.HTTPForbidden())
+    assert not is_transient(glance_exc.HTTPConflict())
+
+
+def test_a_deadline_bounds_a_call_that_never_returns():
+    released = threading.Event()
+    try:
+        with pytest.raises(FacadeError, match="took longer than list_images_timeout"):
+            _call_with_deadline(released.wait, 0.2, "listing the images")
+    finally:
+        released.set()
+    assert _call_with_deadline(lambda: 42, 5, "x") == 42
+    with pytest.raises(KeyError):
+        _call_with_deadline(lambda: {}["missing"], 5, "x")
