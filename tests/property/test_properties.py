@@ -1,0 +1,185 @@
+"""Properties that must hold for any master, region and configuration (hypothesis)."""
+
+import hashlib
+import io
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fiwareglancesync.config import Config, Credential, TargetConfig
+from fiwareglancesync.engine import GlanceSync
+from fiwareglancesync.facades import mock_factory
+from fiwareglancesync.facades.mock import MockStore
+from fiwareglancesync.image import Image, read_csv, write_csv
+from fiwareglancesync.mock import main as load_main
+from fiwareglancesync.plan import ERROR_AMI, ERROR_CHECKSUM, OK, OK_STALLED
+
+OURS, THEIRS = "tenant1id", "tenant9id"
+NAMES = ["a", "b", "c", "d", "a_obsolete", "b_obsolete", "e"]
+CONTENTS = ["x", "y", "z", "w"]
+PROPERTIES = st.dictionaries(
+    st.sampled_from(["nid", "type", "sdc"]), st.sampled_from(["1", "2"]), max_size=2
+)
+SETTLED = {OK, OK_STALLED, ERROR_CHECKSUM, ERROR_AMI}
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def digest(content: str) -> str:
+    return hashlib.md5(content.encode()).hexdigest()
+
+
+@st.composite
+def master_images(draw):
+    count = draw(st.integers(0, 6))
+    images = []
+    for index in range(count):
+        properties = draw(PROPERTIES)
+        if index and draw(st.booleans()):
+            # kernels/ramdisks point to earlier images, as real AMIs do (no cycles)
+            properties["kernel_id"] = f"m{draw(st.integers(0, index - 1))}"
+        images.append(
+            Image(
+                # mostly distinct names; sometimes a shared or obsolete one
+                name=draw(st.sampled_from([f"n{index}"] * 3 + NAMES + [f"n{index}_obsolete"])),
+                id=f"m{index}",
+                region="Master",
+                status=draw(st.sampled_from(["active"] * 5 + ["queued"])),
+                size=draw(st.integers(0, 5)) * 1048576,
+                checksum=digest(draw(st.sampled_from(CONTENTS))),
+                owner=draw(st.sampled_from([OURS] * 4 + ["", THEIRS])),
+                is_public=draw(st.sampled_from([True, True, True, False])),
+                user_properties=properties,
+            )
+        )
+    return images
+
+
+def _regional(draw, index, name, checksum, properties):
+    return Image(
+        name=name,
+        id=f"r{index}",
+        region="R",
+        status=draw(st.sampled_from(["active"] * 5 + ["queued"])),
+        size=draw(st.integers(0, 5)) * 1048576,
+        checksum=checksum,
+        owner=draw(st.sampled_from([OURS, OURS, OURS, THEIRS, "000tenant1id"])),
+        is_public=draw(st.booleans()),
+        user_properties=properties,
+    )
+
+
+@st.composite
+def regional_images(draw, master=()):
+    """Copies of master images (often with the same content) and unrelated images."""
+    images = []
+    for original in master:
+        if draw(st.booleans()):
+            same = draw(st.sampled_from([True, True, False]))
+            checksum = original.checksum if same else digest(draw(st.sampled_from(CONTENTS)))
+            properties = dict(original.user_properties) if draw(st.booleans()) else draw(PROPERTIES)
+            images.append(_regional(draw, len(images), original.name, checksum, properties))
+    for _ in range(draw(st.integers(0, 4))):
+        name = draw(st.sampled_from([*NAMES, "a.old", "n0", "n1", "n1_obsolete"]))
+        checksum = digest(draw(st.sampled_from(CONTENTS)))
+        images.append(_regional(draw, len(images), name, checksum, draw(PROPERTIES)))
+    return draw(st.permutations(images))
+
+
+@st.composite
+def worlds(draw):
+    master = draw(master_images())
+    return master, draw(regional_images(master)), draw(targets())
+
+
+@st.composite
+def targets(draw):
+    checksums = st.sets(st.sampled_from([*map(digest, CONTENTS), "any"]), max_size=2)
+    return TargetConfig(
+        name="master",
+        credential=Credential("admin", "pw", "http://127.0.0.1:5000/v3", "tenant1"),
+        tenant_id=OURS,
+        forcesyncs=frozenset(draw(st.sets(st.sampled_from(["m0", "m1", "m2"]), max_size=2))),
+        metadata_set=frozenset(
+            draw(st.one_of(st.just(set()), st.sets(st.sampled_from(["nid", "type"]), max_size=2)))
+        ),
+        dontupdate=frozenset(d for d in draw(checksums) if d != "any"),
+        replace=frozenset(draw(checksums)),
+        rename=frozenset(draw(checksums)),
+        only_tenant_images=draw(st.booleans()),
+        support_obsolete_images=draw(st.booleans()),
+        obsolete_syncprops=frozenset(draw(st.sets(st.sampled_from(["nid", "sdc"]), max_size=2))),
+    )
+
+
+def world(master, regional, target):
+    store = MockStore()
+    store.write("Master", master)
+    store.write("R", regional)
+    config = Config(master_region="Master", targets={"master": target})
+    return store, config
+
+
+def engine(store, config):
+    return GlanceSync(config, mock_factory(store))
+
+
+def snapshot(store):
+    return {name: [repr(i) for i in store.read(name)] for name in store.region_names()}
+
+
+@SETTINGS
+@given(worlds())
+def test_after_a_sync_a_second_plan_is_settled(world_):
+    master, regional, target = world_
+    store, config = world(master, regional, target)
+    engine(store, config).sync_region("R")
+    statuses = {entry.status for entry in engine(store, config).region_status("R")}
+    assert statuses <= SETTLED
+
+
+@SETTINGS
+@given(worlds())
+def test_dry_run_never_changes_the_store(world_):
+    master, regional, target = world_
+    store, config = world(master, regional, target)
+    before = snapshot(store)
+    engine(store, config).sync_region("R", dry_run=True)
+    assert snapshot(store) == before
+
+
+@SETTINGS
+@given(worlds())
+def test_images_of_other_projects_are_never_changed(world_):
+    master, regional, target = world_
+    store, config = world(master, regional, target)
+    foreign = {repr(i) for i in regional if i.owner == THEIRS}
+    engine(store, config).sync_region("R")
+    after = {repr(i) for i in store.read("R") if i.owner == THEIRS}
+    assert after == foreign
+
+
+@SETTINGS
+@given(worlds())
+def test_obsolete_images_are_never_uploaded(world_):
+    master, regional, target = world_
+    store, config = world(master, regional, target)
+    engine(store, config).sync_region("R")
+    created = [i for i in store.read("R") if "$" in i.id]
+    assert not [i for i in created if i.name.endswith("_obsolete")]
+
+
+@settings(max_examples=40, deadline=None)
+@given(regional_images())
+def test_a_backup_replayed_into_the_mock_gives_the_same_images(regional):
+    with tempfile.TemporaryDirectory() as folder:
+        backup = Path(folder) / "backup"
+        backup.mkdir()
+        out = io.StringIO()
+        write_csv(out, regional)
+        (backup / "backup_R.csv").write_text(out.getvalue())
+        assert load_main(["--path", str(Path(folder) / "store"), str(backup)]) == 0
+        replayed = MockStore(Path(folder) / "store").read("R")
+    assert replayed == regional
+    assert list(read_csv(io.StringIO(out.getvalue()))) == regional
