@@ -19,7 +19,7 @@ from pathlib import Path
 from fiwareglancesync.config import MASTER, TargetConfig
 from fiwareglancesync.errors import FacadeError
 from fiwareglancesync.facades.base import Facade, ImageData
-from fiwareglancesync.image import Image, read_csv, write_csv
+from fiwareglancesync.image import Image, read_csv, same_owner, write_csv
 
 BACKUP_PREFIX = "backup_"
 BACKUP_SUFFIX = ".csv"
@@ -143,7 +143,14 @@ class MockFacade(Facade):
         return images
 
     def list_images(self, region: str) -> list[Image]:
-        return self._images(region)
+        # Like Glance seen through GlanceFacade: own images and public ones only (an
+        # admin token would also show other projects' private images; they are left out).
+        project_id = self.project_id()
+        return [
+            image
+            for image in self._images(region)
+            if image.is_public or not image.owner or same_owner(image.owner, project_id)
+        ]
 
     def upload(self, region: str, image: Image, data: ImageData | None) -> Image:
         fullname = self._fullname(region)
