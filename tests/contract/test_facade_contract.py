@@ -1,0 +1,158 @@
+"""What every facade promises the engine, checked on the mock and on real Glance alike.
+
+The mock stands in for Glance in the scenario tests; if it drifted from what a real cloud
+does, those tests would prove nothing. Each test here runs once per world (see conftest).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from fiwareglancesync.errors import FacadeError
+from fiwareglancesync.facades.base import ImageData
+from fiwareglancesync.image import Image, same_owner
+
+KiB = 1024
+
+
+def new_image(world, tmp_path: Path, base: str, *, public: bool = True, **properties: str):
+    """A master-like image of random raw bytes, and the data to upload it from."""
+    payload = os.urandom(64 * KiB + len(base))
+    path = tmp_path / f"{base}.raw"
+    path.write_bytes(payload)
+    image = Image(
+        name=world.name(base),
+        id="",
+        size=len(payload),
+        checksum=hashlib.md5(payload, usedforsecurity=False).hexdigest(),
+        is_public=public,
+        disk_format="raw",
+        container_format="bare",
+        user_properties=dict(properties),
+    )
+    return image, ImageData.from_file(str(path), image)
+
+
+def upload(world, tmp_path, region, base, facade=None, **kwargs) -> Image:
+    image, data = new_image(world, tmp_path, base, **kwargs)
+    return (facade or world.master).upload(region, image, data)
+
+
+def listed(facade, region: str, image_id: str) -> Image | None:
+    return next((i for i in facade.list_images(region) if i.id == image_id), None)
+
+
+def test_regions_come_sorted_and_belong_to_their_target(world):
+    assert world.master.regions() == ["Master", "RegionA", "RegionB"]
+    assert world.other.regions() == ["RegionC"]
+
+
+def test_the_project_id_is_stable_and_owns_what_is_uploaded(world, tmp_path):
+    project_id = world.master.project_id()
+    assert project_id and project_id == world.master.project_id()
+    created = upload(world, tmp_path, "RegionA", "owned")
+    assert same_owner(created.owner, project_id)
+
+
+def test_an_upload_is_listed_active_with_the_master_checksum(world, tmp_path):
+    image, data = new_image(world, tmp_path, "base", type="baseimages", nid="42")
+    created = world.master.upload("RegionA", image, data)
+    assert created.id and created.status == "active"
+    for found in (created, listed(world.master, "RegionA", created.id)):
+        assert found is not None
+        assert (found.name, found.checksum, found.size) == (image.name, image.checksum, image.size)
+        assert found.is_public
+        assert found.user_properties == {"type": "baseimages", "nid": "42"}
+
+
+def test_a_private_upload_stays_private(world, tmp_path):
+    created = upload(world, tmp_path, "RegionB", "private", public=False)
+    assert not listed(world.master, "RegionB", created.id).is_public
+
+
+def test_an_update_renames_and_sets_exactly_the_given_properties(world, tmp_path):
+    created = upload(world, tmp_path, "RegionA", "meta", keep="1", change="old", drop="x")
+    wanted = created.copy(
+        name=world.name("meta.old"),
+        is_public=False,
+        user_properties={"keep": "1", "change": "new", "added": "yes"},
+    )
+    world.master.update("RegionA", wanted)
+    found = listed(world.master, "RegionA", created.id)
+    assert found.name == world.name("meta.old")
+    assert not found.is_public
+    assert found.user_properties == {"keep": "1", "change": "new", "added": "yes"}
+    assert found.checksum == created.checksum
+
+
+def test_kernel_and_ramdisk_ids_are_user_properties(world, tmp_path):
+    kernel = upload(world, tmp_path, "RegionA", "kernel", public=False)
+    ramdisk = upload(world, tmp_path, "RegionA", "ramdisk", public=False)
+    image, data = new_image(
+        world, tmp_path, "ami", kernel_id=kernel.id, ramdisk_id=ramdisk.id, type="ami"
+    )
+    created = world.master.upload("RegionA", image, data)
+    expected = {"kernel_id": kernel.id, "ramdisk_id": ramdisk.id, "type": "ami"}
+    assert listed(world.master, "RegionA", created.id).user_properties == expected
+    # Removing them is an update like any other.
+    world.master.update("RegionA", created.copy(user_properties={"type": "ami"}))
+    assert listed(world.master, "RegionA", created.id).user_properties == {"type": "ami"}
+
+
+def test_delete_says_whether_there_was_an_image(world, tmp_path):
+    created = upload(world, tmp_path, "RegionB", "doomed")
+    assert world.master.delete("RegionB", created.id) is True
+    assert listed(world.master, "RegionB", created.id) is None
+    assert world.master.delete("RegionB", created.id) is False
+    assert world.master.delete("RegionB", str(uuid.uuid4())) is False
+
+
+def test_updating_a_missing_image_is_a_facade_error(world):
+    missing = Image(name=world.name("ghost"), id=str(uuid.uuid4()))
+    with pytest.raises(FacadeError):
+        world.master.update("RegionA", missing)
+
+
+def test_an_unknown_region_is_a_facade_error(world, tmp_path):
+    with pytest.raises(FacadeError, match="Atlantis"):
+        world.master.list_images("Atlantis")
+    image, data = new_image(world, tmp_path, "lost")
+    with pytest.raises(FacadeError, match="Atlantis"):
+        world.master.upload("Atlantis", image, data)
+
+
+def test_other_projects_show_only_their_public_images(world):
+    public_id = world.add_foreign("RegionA", world.name("theirs-public"), True)
+    private_id = world.add_foreign("RegionA", world.name("theirs-private"), False)
+    ids = {image.id: image for image in world.master.list_images("RegionA")}
+    assert public_id in ids and private_id not in ids
+    owner = ids[public_id].owner
+    assert owner and not same_owner(owner, world.master.project_id())
+
+
+def test_hidden_images_are_listed(world, tmp_path):
+    created = upload(world, tmp_path, "RegionB", "hidden")
+    world.hide("RegionB", created.id)
+    found = listed(world.master, "RegionB", created.id)
+    assert found is not None and found.status == "active"
+
+
+def test_each_target_sees_only_its_own_regions_images(world, tmp_path):
+    created = upload(world, tmp_path, "RegionC", "elsewhere", facade=world.other)
+    assert listed(world.other, "RegionC", created.id) is not None
+    for region in ("Master", "RegionA", "RegionB"):
+        assert listed(world.master, region, created.id) is None
+
+
+def test_download_describes_the_image_it_streams(world, tmp_path):
+    created = upload(world, tmp_path, "Master", "source")
+    data = world.master.download("Master", created)
+    try:
+        assert (data.size, data.checksum) == (created.size, created.checksum)
+    finally:
+        data.close()
