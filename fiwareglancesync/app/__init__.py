@@ -1,0 +1,118 @@
+"""The GlanceSync REST service: ``create_app`` builds a configured Flask application.
+
+Nothing happens at import time. ``create_app`` reads the settings, checks them together
+with the sync configuration (every problem in one :class:`SettingsError`), binds the
+extensions and blueprints, and chooses the token verifier and the engine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flask import Flask
+
+from fiwareglancesync.app.api import register_blueprints
+from fiwareglancesync.app.auth import CachingVerifier, KeystoneVerifier, TokenVerifier
+from fiwareglancesync.app.config import ProductionConfig
+from fiwareglancesync.app.database import MIGRATIONS_DIR, configure_database
+from fiwareglancesync.app.errors import register_error_handlers
+from fiwareglancesync.app.extensions import db, migrate
+from fiwareglancesync.app.models import Task
+from fiwareglancesync.app.runner import EngineFactory, SyncRunner
+from fiwareglancesync.app.settings import Settings, SettingsError, load_settings
+from fiwareglancesync.app.state import EXTENSION, ServiceState
+from fiwareglancesync.config import load_config
+from fiwareglancesync.engine import GlanceSync
+from fiwareglancesync.errors import GlanceSyncError
+
+__all__ = ["SettingsError", "create_app"]
+
+
+def _as_mapping(config: object | Mapping[str, Any] | None) -> dict[str, Any]:
+    if config is None:
+        return {}
+    if isinstance(config, Mapping):
+        return dict(config)
+    return {name: getattr(config, name) for name in dir(config) if name.isupper()}
+
+
+def default_engine_factory(environ: Mapping[str, str]) -> EngineFactory:
+    """The same configuration and facades as ``sync.py`` (GLANCESYNC_CONFIG, the mock...)."""
+    from fiwareglancesync.facades import facade_factory
+
+    config = load_config(environ)
+    facades = facade_factory(environ)
+    return lambda: GlanceSync(config, facades)
+
+
+def _verifier(settings: Settings, problems: list[str]) -> TokenVerifier | None:
+    missing = settings.keystone.missing()
+    if missing:
+        problems.extend(
+            f"[openstack] {name} is not set (nor its OS_* environment variable): it is "
+            "needed to validate the callers' tokens"
+            for name in missing
+        )
+        return None
+    return KeystoneVerifier(settings.keystone)
+
+
+def _engine_factory(environ: Mapping[str, str], problems: list[str]) -> EngineFactory | None:
+    try:
+        return default_engine_factory(environ)
+    except GlanceSyncError as error:
+        problems.extend(f"sync configuration: {line}" for line in error_lines(error))
+        return None
+
+
+def error_lines(error: GlanceSyncError) -> list[str]:
+    return list(getattr(error, "problems", None) or [str(error)])
+
+
+def _service_state(app: Flask, settings: Settings, environ: Mapping[str, str]) -> ServiceState:
+    problems: list[str] = []
+    verifier = app.config.get("TOKEN_VERIFIER") or _verifier(settings, problems)
+    new_engine: Callable[[], GlanceSync] | None = app.config.get(
+        "ENGINE_FACTORY"
+    ) or _engine_factory(environ, problems)
+    if problems:
+        raise SettingsError(problems)
+    assert verifier is not None and new_engine is not None
+    if settings.token_cache_seconds > 0 and not app.config.get("TOKEN_VERIFIER"):
+        verifier = CachingVerifier(verifier, settings.token_cache_seconds)
+    runner = SyncRunner(app, new_engine, settings.task_lease_seconds)
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return ServiceState(settings, verifier, new_engine, runner, started)
+
+
+def create_app(
+    config: object | Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Flask:
+    """Build the application; raise SettingsError when it cannot work.
+
+    ``config`` (a config class or a mapping) wins over everything else; it may carry a
+    ready ``GLANCESYNC_SETTINGS``, a ``TOKEN_VERIFIER`` and an ``ENGINE_FACTORY``.
+    """
+    environ = os.environ if environ is None else environ
+    overrides = _as_mapping(config)
+    settings: Settings = overrides.get("GLANCESYNC_SETTINGS") or load_settings(environ)
+    app = Flask(__name__)
+    app.config.from_object(ProductionConfig)
+    app.config["SQLALCHEMY_DATABASE_URI"] = settings.database_uri
+    if settings.extra_config:
+        app.config.from_pyfile(settings.extra_config)
+    app.config.update(overrides)
+    app.json.sort_keys = False  # type: ignore[attr-defined] - keep the documented order
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
+    configure_database(app)
+    register_error_handlers(app)
+    register_blueprints(app)
+    app.shell_context_processor(lambda: {"db": db, "Task": Task})
+    if not app.config.get("DATABASE_ONLY"):
+        app.extensions[EXTENSION] = _service_state(app, settings, environ)
+    return app

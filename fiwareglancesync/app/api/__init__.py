@@ -1,0 +1,13 @@
+"""The HTTP resources, one blueprint each."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from fiwareglancesync.app.api import regions, root, tasks
+
+
+def register_blueprints(app: Flask) -> None:
+    app.register_blueprint(root.blueprint)
+    app.register_blueprint(regions.blueprint)
+    app.register_blueprint(tasks.blueprint)

@@ -1,0 +1,52 @@
+"""``/regions/{region}``: the sync status of a region (GET), start a sync (POST)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from fiwareglancesync.app import taskstore
+from fiwareglancesync.app.api.cloud import engine_session, known_region
+from fiwareglancesync.app.auth import token_required
+from fiwareglancesync.app.state import service
+from fiwareglancesync.plan import ImageStatus
+
+logger = logging.getLogger(__name__)
+blueprint = Blueprint("regions", __name__)
+
+
+def status_json(entry: ImageStatus) -> dict[str, object]:
+    return {
+        "id": entry.regional.id if entry.regional is not None else None,
+        "name": entry.name,
+        "status": entry.status,
+        "message": entry.message,
+    }
+
+
+@blueprint.get("/regions/<region>")
+@token_required
+def region_status(region: str) -> Response:
+    wanted = request.args.get("image")
+    with engine_session() as engine:
+        statuses = engine.region_status(known_region(engine, region))
+    images = [status_json(entry) for entry in statuses if wanted is None or entry.name == wanted]
+    return jsonify({"images": images})
+
+
+@blueprint.post("/regions/<region>")
+@token_required
+def start_sync(region: str) -> Response:
+    state = service()
+    with engine_session() as engine:
+        fullname = known_region(engine, region)
+    identity = g.identity
+    claim = taskstore.claim_region(
+        fullname, (identity.user_name, identity.user_id), state.settings.task_lease_seconds
+    )
+    task = claim.task
+    if claim.created:
+        logger.info("Task %s: sync of region %s asked by %s", task.id, fullname, task.requested_by)
+        state.runner.start(task.id, fullname, task.owner)
+    return jsonify({"taskId": task.id, "status": task.status})

@@ -1,0 +1,259 @@
+"""Callers' Keystone tokens: validation, a short cache, and the role check.
+
+The verifier is swappable: the application calls whatever object is in its service
+state, so tests use a dictionary of tokens and production asks Keystone v3
+(``GET /v3/auth/tokens`` with ``X-Subject-Token``) with the service's own credential.
+Tokens are never logged; the cache keys on their SHA-256, not on the token itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from flask import g, request
+
+from fiwareglancesync.app.errors import ApiError
+from fiwareglancesync.app.settings import KeystoneSettings
+
+logger = logging.getLogger(__name__)
+
+TOKEN_HEADER = "X-Auth-Token"
+Clock = Callable[[], dt.datetime]
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class InvalidToken(Exception):
+    """Keystone does not accept the token (unknown, expired, revoked): 401."""
+
+
+class AuthUnavailable(Exception):
+    """The token cannot be checked now (Keystone unreachable or refusing us): 503."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a valid token belongs to, and until when it is valid."""
+
+    user_id: str
+    user_name: str
+    project_id: str | None
+    roles: frozenset[str]
+    expires_at: dt.datetime  # aware, UTC
+
+
+class TokenVerifier(Protocol):
+    def verify(self, token: str) -> Identity:
+        """Return the token's identity, or raise InvalidToken / AuthUnavailable."""
+
+
+# --------------------------------------------------------------------------- Keystone
+
+
+def parse_expiry(text: str) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def identity_from_token(body: dict[str, Any]) -> Identity:
+    """Keystone v3's token document -> Identity."""
+    token = body["token"]
+    user = token.get("user") or {}
+    project = token.get("project") or {}
+    return Identity(
+        user_id=str(user.get("id", "")),
+        user_name=str(user.get("name", "")),
+        project_id=project.get("id"),
+        roles=frozenset(role["name"] for role in token.get("roles") or () if "name" in role),
+        expires_at=parse_expiry(token["expires_at"]),
+    )
+
+
+def identity_url(keystone_url: str) -> str:
+    """The v3 base URL, whether the setting ends with /v3, /v2.0 or nothing."""
+    base = keystone_url.rstrip("/")
+    for suffix in ("/v2.0", "/v3"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    return base + "/v3"
+
+
+class KeystoneVerifier:
+    """Validates tokens against Keystone v3 with the service's own credential."""
+
+    def __init__(self, settings: KeystoneSettings, timeout: float = 10.0):
+        self.settings = settings
+        self.url = identity_url(settings.url or "")
+        self.timeout = timeout
+        self._session: Any = None
+        self._lock = threading.Lock()
+
+    def _new_session(self) -> Any:
+        from keystoneauth1 import session
+        from keystoneauth1.identity import v3
+
+        keystone = self.settings
+        auth = v3.Password(
+            auth_url=self.url,
+            username=keystone.user,
+            password=keystone.password,
+            user_domain_name=keystone.user_domain_name,
+            project_id=keystone.project_id,
+            project_name=None if keystone.project_id else keystone.project_name,
+            project_domain_name=None if keystone.project_id else keystone.project_domain_name,
+        )
+        verify: bool | str = keystone.cacert or not keystone.insecure
+        return session.Session(auth=auth, verify=verify, timeout=self.timeout)
+
+    def session(self) -> Any:
+        with self._lock:
+            if self._session is None:
+                self._session = self._new_session()
+            return self._session
+
+    def verify(self, token: str) -> Identity:
+        from keystoneauth1 import exceptions
+
+        try:
+            response = self.session().get(
+                f"{self.url}/auth/tokens",
+                headers={"X-Subject-Token": token},
+                raise_exc=False,
+                log=False,  # the response carries the caller's token data
+            )
+        except exceptions.Unauthorized as error:
+            logger.error("Keystone rejected the service's own credential: %s", error)
+            raise AuthUnavailable("the service cannot authenticate to Keystone") from None
+        except exceptions.ClientException as error:
+            logger.error("Keystone %s is unreachable: %s", self.url, type(error).__name__)
+            raise AuthUnavailable(f"Keystone is unreachable ({type(error).__name__})") from None
+        return self._identity(response)
+
+    def _identity(self, response: Any) -> Identity:
+        status = response.status_code
+        if status in (401, 404):
+            raise InvalidToken(f"Keystone answered {status}")
+        if status != 200:
+            logger.error("Keystone answered %s to a token validation", status)
+            raise AuthUnavailable(f"Keystone answered {status}")
+        try:
+            return identity_from_token(response.json())
+        except (ValueError, KeyError, TypeError) as error:
+            logger.error("Keystone sent a token document that cannot be read: %s", error)
+            raise AuthUnavailable("Keystone sent an unreadable token document") from None
+
+
+# --------------------------------------------------------------------------- cache
+
+
+@dataclass(frozen=True)
+class _Entry:
+    identity: Identity
+    until: dt.datetime
+
+
+class CachingVerifier:
+    """Remembers valid tokens for ``ttl`` seconds, never past their expiry.
+
+    Failures are not remembered: a caller who fixes their token is not kept out, and a
+    Keystone outage ends for everybody as soon as Keystone answers again.
+    """
+
+    def __init__(
+        self,
+        inner: TokenVerifier,
+        ttl: float,
+        clock: Clock = now_utc,
+        max_entries: int = 4096,
+    ):
+        self.inner = inner
+        self.ttl = dt.timedelta(seconds=ttl)
+        self.clock = clock
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def verify(self, token: str) -> Identity:
+        key = hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+        now = self.clock()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and now < entry.until:
+                return entry.identity
+            self._entries.pop(key, None)
+        identity = self.inner.verify(token)
+        if now >= identity.expires_at:
+            raise InvalidToken("the token has expired")
+        if self.ttl.total_seconds() > 0:
+            self._remember(key, _Entry(identity, min(now + self.ttl, identity.expires_at)))
+        return identity
+
+    def _remember(self, key: str, entry: _Entry) -> None:
+        with self._lock:
+            self._entries[key] = entry
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+
+class StaticVerifier:
+    """A verifier from a fixed table of tokens: for tests and local experiments."""
+
+    def __init__(self, identities: dict[str, Identity], unavailable: bool = False):
+        self.identities = identities
+        self.unavailable = unavailable
+        self.calls = 0
+
+    def verify(self, token: str) -> Identity:
+        self.calls += 1
+        if self.unavailable:
+            raise AuthUnavailable("Keystone is unreachable (simulated)")
+        try:
+            return self.identities[token]
+        except KeyError:
+            raise InvalidToken("unknown token") from None
+
+
+# --------------------------------------------------------------------------- views
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def authenticate(verifier: TokenVerifier, role: str, token: str | None) -> Identity:
+    """The caller's identity; an ApiError (401, 403, 503) when they may not go on."""
+    if not token:
+        raise ApiError(401, description=f"the {TOKEN_HEADER} header is missing")
+    try:
+        identity = verifier.verify(token)
+    except InvalidToken:
+        raise ApiError(401, description="the token is not valid") from None
+    except AuthUnavailable as error:
+        raise ApiError(503, description=str(error)) from None
+    if role not in identity.roles:
+        raise ApiError(403, f"Role is not {role}")
+    return identity
+
+
+def token_required(view: View) -> View:
+    """Run the view only for a valid token carrying the required role."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from fiwareglancesync.app.state import service
+
+        state = service()
+        g.identity = authenticate(
+            state.verifier, state.settings.role, request.headers.get(TOKEN_HEADER)
+        )
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,204 @@
+"""``run.py``: database migrations, the development server, gunicorn, a shell.
+
+``main(argv) -> int`` does everything; ``run.py`` only calls it. Start-up problems
+(settings, sync configuration, a database that was not upgraded) are printed as
+``ERROR: ...`` lines and give exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from fiwareglancesync.app.settings import Settings, SettingsError, load_settings
+from fiwareglancesync.errors import ExitStatus, GlanceSyncError
+
+logger = logging.getLogger(__name__)
+COMMANDS = ("gunicornserver", "shell", "db", "runserver")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run.py",
+        description="The GlanceSync REST service.",
+        epilog="Run `run.py db upgrade` once before serving, and after each upgrade.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
+    gunicorn = commands.add_parser(
+        "gunicornserver", help="Run the service under gunicorn (production)."
+    )
+    gunicorn.add_argument("-H", "--host", help="address to listen on (settings: HOST)")
+    gunicorn.add_argument("-p", "--port", type=int, help="port to listen on (settings: PORT)")
+    gunicorn.add_argument(
+        "-w", "--workers", type=int, help="worker processes, usually 2 * cores + 1"
+    )
+    commands.add_parser("shell", help="A Python shell inside the application context.")
+    commands.add_parser("db", help="Database migrations: `run.py db upgrade`, `db --help`.")
+    _runserver_parser(commands.add_parser("runserver", help="Run the development server."))
+    return parser
+
+
+def _runserver_parser(runserver: argparse.ArgumentParser) -> None:
+    runserver.add_argument("-t", "--host", help="address to listen on (settings: HOST)")
+    runserver.add_argument("-p", "--port", type=int, help="port to listen on (settings: PORT)")
+    runserver.add_argument("--threaded", action="store_true", help="a thread per request")
+    runserver.add_argument("--processes", type=int, default=1, help="a process per request")
+    runserver.add_argument(
+        "--passthrough-errors", action="store_true", help="let errors reach the server"
+    )
+    debug = runserver.add_mutually_exclusive_group()
+    debug.add_argument(
+        "--debug",
+        dest="debug",
+        action="store_true",
+        help="interactive debugger and reloader (never on unless asked for)",
+    )
+    debug.add_argument("-d", "--no-debug", dest="debug", action="store_false", help="default")
+    reload = runserver.add_mutually_exclusive_group()
+    reload.add_argument("--reload", dest="reload", action="store_true", default=None)
+    reload.add_argument("-r", "--no-reload", dest="reload", action="store_false")
+    runserver.set_defaults(debug=False)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _service_app(settings: Settings, environ: Mapping[str, str]) -> Any:
+    """An application ready to serve: settings checked and database upgraded."""
+    from fiwareglancesync.app import create_app
+    from fiwareglancesync.app.database import schema_problem
+
+    app = create_app({"GLANCESYNC_SETTINGS": settings}, environ)
+    problem = schema_problem(app)
+    if problem:
+        raise SettingsError([problem])
+    return app
+
+
+def _click(command: Any, args: Sequence[str], prog: str, app_factory: Callable[[], Any]) -> int:
+    """Run a Flask/Flask-Migrate click command against our application."""
+    from flask.cli import ScriptInfo
+
+    try:
+        command.main(
+            args=list(args),
+            prog_name=prog,
+            obj=ScriptInfo(create_app=app_factory, set_debug_flag=False),
+        )
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    return ExitStatus.OK
+
+
+def _console_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def run_db(args: Sequence[str], environ: Mapping[str, str]) -> int:
+    from flask_migrate.cli import db as db_commands
+
+    from fiwareglancesync.app import create_app
+
+    settings = load_settings(environ)
+    _console_logging()
+    app = create_app({"DATABASE_ONLY": True, "GLANCESYNC_SETTINGS": settings}, environ)
+    return _click(db_commands, args, "run.py db", lambda: app)
+
+
+def run_shell(settings: Settings, environ: Mapping[str, str]) -> int:
+    from flask.cli import shell_command
+
+    app = _service_app(settings, environ)
+    return _click(shell_command, [], "run.py shell", lambda: app)
+
+
+def run_devserver(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+    from fiwareglancesync.app.server import on_start
+
+    _file_logging(settings, environ)
+    app = _service_app(settings, environ)
+    on_start(app)
+    app.run(
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        debug=args.debug,
+        use_debugger=args.debug,
+        use_reloader=args.debug if args.reload is None else args.reload,
+        threaded=args.threaded,
+        processes=args.processes,
+        passthrough_errors=args.passthrough_errors,
+    )
+    return ExitStatus.OK
+
+
+def run_gunicorn(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+    from fiwareglancesync.app import create_app
+    from fiwareglancesync.app.extensions import db
+    from fiwareglancesync.app.server import GunicornServer
+
+    where = _file_logging(settings, environ)
+    checked = _service_app(settings, environ)  # fail here, once, not in every worker
+    with checked.app_context():
+        db.engine.dispose()
+    options = {
+        "bind": f"{args.host or settings.host}:{args.port or settings.port}",
+        "workers": args.workers or settings.workers,
+        "threads": settings.threads,
+        "worker_class": "gthread",
+        "timeout": settings.timeout,
+        "loglevel": settings.loglevel,
+        "proc_name": "glancesync-api",
+    }
+    logger.info("Starting gunicorn: %s; log in %s", options, where)
+    server = GunicornServer(lambda: create_app({"GLANCESYNC_SETTINGS": settings}, environ), options)
+    try:
+        server.run()
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else 0
+    return ExitStatus.OK
+
+
+def _file_logging(settings: Settings, environ: Mapping[str, str]) -> str:
+    from fiwareglancesync.app.logs import configure_logging
+
+    return configure_logging(environ, settings.loglevel, [settings.keystone.password or ""])
+
+
+def _report(error: GlanceSyncError) -> int:
+    for line in getattr(error, "problems", None) or [str(error)]:
+        print(f"ERROR: {line}", file=sys.stderr)
+    return ExitStatus.USAGE
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    environ = os.environ if environ is None else environ
+    try:
+        if argv[:1] == ["db"]:
+            # Everything after `db` belongs to Flask-Migrate's own parser.
+            return run_db(argv[1:], environ)
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as done:
+            return int(done.code or 0)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return ExitStatus.USAGE
+        settings = load_settings(environ)
+        if args.command == "shell":
+            return run_shell(settings, environ)
+        if args.command == "runserver":
+            return run_devserver(args, settings, environ)
+        return run_gunicorn(args, settings, environ)
+    except GlanceSyncError as error:
+        return _report(error)
+    except KeyboardInterrupt:
+        return ExitStatus.INTERRUPTED

@@ -1,0 +1,207 @@
+"""The service's settings: an INI file, environment variables and built-in defaults.
+
+Lookup of the settings file, first hit wins: ``GLANCESYNC_SETTINGS_FILE`` (a path that does
+not exist is an error), ``/etc/fiware.d/fiware-glancesync.cfg``, no file. Keystone settings
+missing from the file fall back to the ``OS_*`` variables, as the command line does.
+Every problem is collected and reported together as one :class:`SettingsError`; nothing
+here reads ``os.environ`` itself: the caller passes the environment in.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fiwareglancesync import __version__
+from fiwareglancesync.errors import ConfigError
+
+SETTINGS_FILE_VARIABLE = "GLANCESYNC_SETTINGS_FILE"
+DEFAULT_SETTINGS_FILE = "/etc/fiware.d/fiware-glancesync.cfg"
+DATABASE_PATH_VARIABLE = "GLANCESYNCAPP_DATABASE_PATH"
+DATABASE_URI_VARIABLE = "SQLALCHEMY_DATABASE_URI"
+EXTRA_CONFIG_VARIABLE = "GLANCESYNCAPP_CONFIG"
+DATABASE_FILE_NAME = "glancesyncapi.db"
+
+# [openstack] option -> the OS_* variables consulted when the file does not set it.
+KEYSTONE_FALLBACKS: dict[str, tuple[str, ...]] = {
+    "KEYSTONE_URL": ("OS_AUTH_URL",),
+    "ADM_USER": ("OS_USERNAME",),
+    "ADM_PASS": ("OS_PASSWORD",),
+    "ADM_TENANT_ID": ("OS_PROJECT_ID", "OS_TENANT_ID"),
+    "ADM_TENANT_NAME": ("OS_PROJECT_NAME", "OS_TENANT_NAME"),
+    "USER_DOMAIN_NAME": ("OS_USER_DOMAIN_NAME",),
+    "PROJECT_DOMAIN_NAME": ("OS_PROJECT_DOMAIN_NAME",),
+    "CACERT": ("OS_CACERT",),
+}
+
+
+class SettingsError(ConfigError):
+    """The service cannot start: every problem found, one line each."""
+
+
+@dataclass(frozen=True)
+class KeystoneSettings:
+    """The service's own Keystone v3 credential, used to validate callers' tokens."""
+
+    url: str | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    project_id: str | None = None
+    project_name: str | None = None
+    user_domain_name: str = "Default"
+    project_domain_name: str = "Default"
+    cacert: str | None = None
+    insecure: bool = False
+
+    def missing(self) -> list[str]:
+        """The options that must be set before tokens can be validated."""
+        names = [("KEYSTONE_URL", self.url), ("ADM_USER", self.user), ("ADM_PASS", self.password)]
+        missing = [name for name, value in names if not value]
+        if not (self.project_id or self.project_name):
+            missing.append("ADM_TENANT_ID or ADM_TENANT_NAME")
+        return missing
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the settings file and the environment say about the service."""
+
+    keystone: KeystoneSettings = KeystoneSettings()
+    host: str = "127.0.0.1"
+    port: int = 8080
+    owner: str = "FIWARE"
+    version: str = __version__
+    updated: str = "2025-01-01"
+    status: str = "SUPPORTED"
+    api_info_url: str = "http://fiware-glancesync.readthedocs.org/en/latest/"
+    role: str = "admin"
+    token_cache_seconds: float = 30.0
+    task_lease_seconds: float = 60.0
+    workers: int = 3
+    threads: int = 4
+    loglevel: str = "info"
+    timeout: int = 120
+    database_uri: str = "sqlite:///" + os.path.abspath(DATABASE_FILE_NAME)
+    extra_config: str | None = None
+    source: str | None = None
+
+
+# [section] OPTION -> (Settings field, parser)
+_SERVICE_OPTIONS: dict[tuple[str, str], tuple[str, Callable[[str], Any]]] = {
+    ("glancesync", "HOST"): ("host", str),
+    ("glancesync", "PORT"): ("port", int),
+    ("glancesync", "OWNER"): ("owner", str),
+    ("glancesync", "VERSION"): ("version", str),
+    ("glancesync", "UPDATED"): ("updated", str),
+    ("glancesync", "STATUS"): ("status", str),
+    ("glancesync", "API_INFO_URL"): ("api_info_url", str),
+    ("glancesync", "ROLE"): ("role", str),
+    ("glancesync", "TOKEN_CACHE_SECONDS"): ("token_cache_seconds", float),
+    ("glancesync", "TASK_LEASE_SECONDS"): ("task_lease_seconds", float),
+    ("gunicorn", "WORKERS"): ("workers", int),
+    ("gunicorn", "THREADS"): ("threads", int),
+    ("gunicorn", "LOGLEVEL"): ("loglevel", str),
+    ("gunicorn", "TIMEOUT"): ("timeout", int),
+}
+_POSITIVE = {"port", "workers", "threads", "timeout", "task_lease_seconds"}
+_LOGLEVELS = {"debug", "info", "warning", "error", "critical"}
+
+
+def find_settings_file(environ: Mapping[str, str]) -> str | None:
+    explicit = environ.get(SETTINGS_FILE_VARIABLE)
+    if explicit:
+        return explicit
+    return DEFAULT_SETTINGS_FILE if os.path.isfile(DEFAULT_SETTINGS_FILE) else None
+
+
+def _read_file(path: str, problems: list[str]) -> configparser.ConfigParser:
+    # Option names are case-insensitive: the original files spell them in upper case.
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        with open(path, encoding="utf-8") as stream:
+            parser.read_file(stream, source=path)
+    except FileNotFoundError:
+        problems.append(f"settings file {path} ({SETTINGS_FILE_VARIABLE}) does not exist")
+    except (OSError, UnicodeDecodeError, configparser.Error) as error:
+        problems.append(f"settings file {path} cannot be read: {error}")
+    return parser
+
+
+def _get(parser: configparser.ConfigParser, section: str, option: str) -> str | None:
+    if not parser.has_section(section):
+        return None
+    value = parser.get(section, option.lower(), fallback=None)
+    return value.strip() if value is not None and value.strip() else None
+
+
+def _keystone(parser: configparser.ConfigParser, environ: Mapping[str, str]) -> KeystoneSettings:
+    values: dict[str, str | None] = {}
+    for option, variables in KEYSTONE_FALLBACKS.items():
+        value = _get(parser, "openstack", option)
+        if value is None:
+            value = next((environ[name] for name in variables if environ.get(name)), None)
+        values[option] = value
+    insecure_text = _get(parser, "openstack", "INSECURE") or environ.get("OS_INSECURE") or ""
+    insecure = insecure_text.lower() in {"1", "yes", "true", "on"}
+    return KeystoneSettings(
+        url=values["KEYSTONE_URL"],
+        user=values["ADM_USER"],
+        password=values["ADM_PASS"],
+        project_id=values["ADM_TENANT_ID"],
+        project_name=values["ADM_TENANT_NAME"],
+        user_domain_name=values["USER_DOMAIN_NAME"] or "Default",
+        project_domain_name=values["PROJECT_DOMAIN_NAME"] or "Default",
+        cacert=values["CACERT"],
+        insecure=insecure,
+    )
+
+
+def _service_values(parser: configparser.ConfigParser, problems: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for (section, option), (name, convert) in _SERVICE_OPTIONS.items():
+        text = _get(parser, section, option)
+        if text is None:
+            continue
+        try:
+            value = convert(text)
+        except ValueError:
+            problems.append(f"[{section}] {option} = {text!r} is not a valid number")
+            continue
+        if name in _POSITIVE and value <= 0:
+            problems.append(f"[{section}] {option} must be greater than zero, not {text}")
+            continue
+        if name == "loglevel" and value.lower() not in _LOGLEVELS:
+            problems.append(f"[{section}] {option} must be one of {', '.join(sorted(_LOGLEVELS))}")
+            continue
+        values[name] = value.lower() if name == "loglevel" else value
+    return values
+
+
+def database_uri(environ: Mapping[str, str], problems: list[str]) -> str:
+    """SQLALCHEMY_DATABASE_URI wins; else glancesyncapi.db in GLANCESYNCAPP_DATABASE_PATH/cwd."""
+    uri = environ.get(DATABASE_URI_VARIABLE)
+    if uri:
+        return uri
+    directory = environ.get(DATABASE_PATH_VARIABLE) or os.getcwd()
+    if not os.path.isdir(directory):
+        problems.append(f"{DATABASE_PATH_VARIABLE}={directory} is not a directory")
+    return "sqlite:///" + os.path.join(os.path.abspath(directory), DATABASE_FILE_NAME)
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Read and check the settings; raise SettingsError listing every problem."""
+    problems: list[str] = []
+    path = find_settings_file(environ)
+    parser = _read_file(path, problems) if path else configparser.ConfigParser()
+    values = _service_values(parser, problems)
+    keystone = _keystone(parser, environ)
+    uri = database_uri(environ, problems)
+    extra = environ.get(EXTRA_CONFIG_VARIABLE) or None
+    if extra and not os.path.isfile(extra):
+        problems.append(f"{EXTRA_CONFIG_VARIABLE}={extra} is not a file")
+    if problems:
+        raise SettingsError(problems)
+    return Settings(keystone=keystone, database_uri=uri, extra_config=extra, source=path, **values)
