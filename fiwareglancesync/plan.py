@@ -266,8 +266,10 @@ class _Planner:
         self.notices = self.region.notices
 
     def plan(self) -> RegionPlan:
-        first = {image.id: self._content_status(image) for image in self.selected}
-        statuses = [self._final_status(image, first) for image in self.selected]
+        self._first = {image.id: self._content_status(image) for image in self.selected}
+        self._finals: dict[str, ImageStatus] = {}
+        self._visiting: set[str] = set()
+        statuses = [self._final(image) for image in self.selected]
         transfers = _transfer_order(
             [s for s in statuses if s.status in TRANSFERS], self.master_by_id
         )
@@ -307,8 +309,19 @@ class _Planner:
             )
         return self._status(status, master, message)
 
-    def _final_status(self, master: Image, first: dict[str, ImageStatus]) -> ImageStatus:
-        status = self._unprotected_status(master, first)
+    def _final(self, master: Image) -> ImageStatus:
+        """The final status, computed once; a kernel's before the images that need it."""
+        if master.id in self._finals:
+            return self._finals[master.id]
+        if master.id in self._visiting:  # a dependency cycle: stop at the content status
+            return self._first[master.id]
+        self._visiting.add(master.id)
+        status = self._finals[master.id] = self._final_status(master)
+        self._visiting.discard(master.id)
+        return status
+
+    def _final_status(self, master: Image) -> ImageStatus:
+        status = self._unprotected_status(master)
         regional = status.regional
         if regional is None or not regional.owner or same_owner(regional.owner, self.project_id):
             return status
@@ -323,8 +336,8 @@ class _Planner:
             )
         return protected
 
-    def _unprotected_status(self, master: Image, first: dict[str, ImageStatus]) -> ImageStatus:
-        content = first[master.id]
+    def _unprotected_status(self, master: Image) -> ImageStatus:
+        content = self._first[master.id]
         missing = self._missing_dependency(master)
         if missing is not None:
             return self._status(ERROR_AMI, master, missing)
@@ -338,8 +351,13 @@ class _Planner:
                     f"its {prop} {self.master_by_id[dependency_id].name} is not synchronised "
                     "to this region",
                 )
-            if first[dependency_id].status in TRANSFERS:
+            dependency = self._final(self.master_by_id[dependency_id])
+            if dependency.status in TRANSFERS:
                 return self._status(PENDING_AMI, master)
+            if dependency.status == ERROR_AMI:
+                return self._status(
+                    ERROR_AMI, master, f"its {prop} {dependency.name} is error_ami itself"
+                )
         if self._metadata_differs(master, content.regional):
             return self._status(PENDING_METADATA, master)
         return content
