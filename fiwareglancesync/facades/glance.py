@@ -354,6 +354,9 @@ class GlanceFacade(Facade):
         )
         chunks = with_progress(chunks, data.size, f"{region}: {image.name}")
         size = data.size if data.size > 0 else None
+        logger.debug(
+            "%s: sending %s (%d bytes) from %s", region, image.name, data.size, data.source
+        )
         # Not retried: the stream cannot be rewound, and Glance accepts data only once.
         client.images.upload(image_id, ChunkReader(chunks), image_size=size)
 

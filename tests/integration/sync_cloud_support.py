@@ -1,0 +1,214 @@
+"""Helpers for the end-to-end sync.py tests on the real test cloud.
+
+A test writes a glancesync.conf pointing at the cloud's two Keystones, seeds images with
+plain glanceclient calls (as an operator's other tools would), runs ``sync.py`` through
+``fiwareglancesync.cli.main`` exactly as the command line does, and looks at the regions
+with glanceclient again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fiwareglancesync import cli
+from fiwareglancesync.facades.glance import GlanceFacade
+
+MASTER_REGION = "Master"
+KiB = 1024
+
+
+def payload(seed: str, size: int = 48 * KiB) -> bytes:
+    """Deterministic bytes, different for every seed (so checksums differ)."""
+    block = hashlib.sha512(seed.encode()).digest()
+    return (block * (size // len(block) + 1))[:size]
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+@dataclass
+class SyncRun:
+    status: int
+    out: str
+    err: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.out.splitlines()
+
+    def rows(self) -> list[str]:
+        return [line for line in self.lines if line and ":" not in line.split(",")[0]]
+
+
+class CloudSync:
+    """A GlanceSync installation pointed at the test cloud, in a temporary directory."""
+
+    def __init__(self, cloud: Any, workdir: Path):
+        self.cloud = cloud
+        self.workdir = workdir
+        self.images_dir = workdir / "images"
+        self.images_dir.mkdir(exist_ok=True)
+        self.config_path = workdir / "glancesync.conf"
+        self.keystone_a = cloud.keystones["A"]
+        self.keystone_b = cloud.keystones["B"]
+        self.write_config()
+
+    # ------------------------------------------------------------------- config
+
+    def write_config(
+        self,
+        master: Mapping[str, str] | None = None,
+        other: Mapping[str, str] | None = None,
+        main: Mapping[str, str] | None = None,
+    ) -> Path:
+        a, b = self.keystone_a, self.keystone_b
+        encoded = base64.b64encode(a.admin_password.encode()).decode()
+        sections = {
+            "main": {
+                "master_region": MASTER_REGION,
+                "images_dir": str(self.images_dir),
+                "max_children": "3",
+                **(main or {}),
+            },
+            "master": {
+                "credential": f"{a.admin_user},{encoded},{a.auth_url},{a.admin_project}",
+                "tenant_id": a.admin_project_id,
+                **(master or {}),
+            },
+            "other": {
+                "user": b.admin_user,
+                "password": b.admin_password,
+                "keystone_url": b.auth_url,
+                "tenant": b.admin_project,
+                "tenant_id": b.admin_project_id,
+                **(other or {}),
+            },
+        }
+        text = "".join(
+            f"[{name}]\n" + "".join(f"{key} = {value}\n" for key, value in body.items()) + "\n"
+            for name, body in sections.items()
+        )
+        self.config_path.write_text(text)
+        return self.config_path
+
+    # ------------------------------------------------------------------- running
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        return {"GLANCESYNC_CONFIG": str(self.config_path), **extra}
+
+    def run(
+        self,
+        *argv: str,
+        facade_factory: Any = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> SyncRun:
+        """``sync.py ARGV`` in this process (cwd must be the workdir: see the fixture)."""
+        out, err = io.StringIO(), io.StringIO()
+        status = cli.main(
+            list(argv),
+            environ=dict(environ) if environ is not None else self.environ(),
+            facade_factory=facade_factory,
+            stdout=out,
+            stderr=err,
+        )
+        return SyncRun(int(status), out.getvalue(), err.getvalue())
+
+    def status_rows(self, *regions: str, **kwargs: Any) -> list[str]:
+        run = self.run("--show-status", *regions, **kwargs)
+        assert run.status == 0, run.err
+        return run.out.splitlines()
+
+    # ------------------------------------------------------------------- images
+
+    def client(self, region: str = MASTER_REGION, user: str | None = None) -> Any:
+        return self.cloud.glance_client(region=region, user=user)
+
+    def add_image(
+        self,
+        region: str,
+        name: str,
+        data: bytes,
+        *,
+        public: bool = True,
+        user: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Create and upload a raw image with plain glanceclient, as an operator would."""
+        client = self.client(region, user)
+        visibility = "public" if public and user is None else "private"
+        created = client.images.create(
+            name=name,
+            disk_format="raw",
+            container_format="bare",
+            visibility=visibility,
+            **{key: str(value) for key, value in fields.items()},
+        )
+        client.images.upload(created["id"], io.BytesIO(data), image_size=len(data))
+        if public and user is not None:  # a member may not publish: the admin does it
+            self.client(region).images.update(created["id"], visibility="public")
+        return dict(self.client(region).images.get(created["id"]))
+
+    def images(self, region: str) -> list[dict[str, Any]]:
+        """Every image of the region, every project's, hidden ones too."""
+        client = self.client(region)
+        found: dict[str, dict[str, Any]] = {}
+        for hidden in (False, True):
+            for image in client.images.list(filters={"os_hidden": hidden}):
+                found[image["id"]] = dict(image)
+        return list(found.values())
+
+    def named(self, region: str, name: str) -> list[dict[str, Any]]:
+        return [image for image in self.images(region) if image.get("name") == name]
+
+    def one(self, region: str, name: str) -> dict[str, Any]:
+        found = self.named(region, name)
+        assert len(found) == 1, f"{region} has {len(found)} images called {name}"
+        return found[0]
+
+    def unfinished(self, regions: Sequence[str]) -> list[tuple[str, str, str]]:
+        return [
+            (region, image.get("name"), image["status"])
+            for region in regions
+            for image in self.images(region)
+            if image["status"] != "active"
+        ]
+
+    def write_image_file(self, image_id: str, data: bytes) -> Path:
+        path = self.images_dir / image_id
+        path.write_bytes(data)
+        return path
+
+
+def facade_factory_with(upload_hook: Any) -> Any:
+    """A facade factory whose uploads pass their data through ``upload_hook`` first.
+
+    ``upload_hook(facade, region, image, data) -> data`` lets a fault test act while a
+    transfer is under way (kill the server, press Ctrl-C); everything else is the real
+    GlanceFacade.
+    """
+
+    class HookedFacade(GlanceFacade):
+        def upload(self, region, image, data):  # type: ignore[no-untyped-def]
+            return super().upload(region, image, upload_hook(self, region, image, data))
+
+    return HookedFacade
+
+
+def every_region() -> tuple[str, ...]:
+    return (MASTER_REGION, "RegionA", "RegionB", "RegionC")
+
+
+def listed_names(images: list[dict[str, Any]]) -> list[str]:
+    return sorted(image.get("name") or "" for image in images)
+
+
+def environment_without_openstack() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if not key.startswith("OS_")}
