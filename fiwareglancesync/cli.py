@@ -156,6 +156,11 @@ def write_backup(engine: GlanceSync, region: str, directory: Path) -> None:
         write_csv(out, images)
 
 
+def write_rows(rows: list[str], out: TextIO) -> None:
+    if rows:
+        out.write("\n".join(rows) + "\n")
+
+
 def _finished(outcome: RegionOutcome) -> None:
     suffix = "" if outcome.ok else " with errors"
     logger.info("Region %s has finished%s", outcome.region, suffix)
@@ -284,12 +289,10 @@ def run_mode(engine: GlanceSync, args: argparse.Namespace, out: TextIO) -> ExitS
             outcomes.append(outcome)
             if args.mode != STATUS:
                 _finished(outcome)
-            for row in outcome.rows:
-                print(row, file=out)
+            write_rows(outcome.rows, out)
     if args.parallel:
         for outcome in outcomes:
-            for row in outcome.rows:
-                print(row, file=out)
+            write_rows(outcome.rows, out)
     if backup_dir is not None:
         logger.info("Backup written to %s", backup_dir)
     failed = [outcome.region for outcome in outcomes if not outcome.ok]

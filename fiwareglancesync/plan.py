@@ -43,7 +43,7 @@ TRANSFERS = frozenset({PENDING_UPLOAD, PENDING_REPLACE, PENDING_RENAME})
 Notice = tuple[int, str]  # (logging level, message)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ImageStatus:
     """The sync status of one master image in one region."""
 
@@ -133,8 +133,14 @@ def is_synchronisable(image: Image, target: TargetConfig) -> bool:
     return not target.metadata_set.isdisjoint(image.user_properties)
 
 
+def by_size(images: Iterable[Image]) -> list[Image]:
+    """The order of --show-status and of uploads: ascending size, ties by name."""
+    return sorted(images, key=lambda image: (image.size, image.name))
+
+
 def select_images(master_images: Iterable[Image], target: TargetConfig) -> list[Image]:
-    return [image for image in master_images if is_synchronisable(image, target)]
+    """The master images a target synchronises, by size."""
+    return by_size(image for image in master_images if is_synchronisable(image, target))
 
 
 # --------------------------------------------------------------------------- regional
@@ -159,47 +165,41 @@ class _Region:
         self.region = region
         self.notices: list[Notice] = []
         self.names_by_id = {image.id: image.name for image in images}
-        self.chosen: dict[str, Image] = {}
         candidates: dict[str, list[Image]] = {}
+        only_ours = target.only_tenant_images
         for image in images:
-            if self._considered(image, target, project_id, master_by_name):
-                candidates.setdefault(image.name, []).append(image)
-        for name, found in candidates.items():
-            self.chosen[name] = self._choose(name, found, master_by_name.get(name))
+            name, owner = image.name, image.owner
+            if not name:
+                continue
+            if only_ours and owner and owner != project_id and not same_owner(owner, project_id):
+                self._warn_if(
+                    name in master_by_name,
+                    f"{region}: image {name} (UUID {image.id}) is owned by other tenant: {owner}",
+                )
+            elif image.status != "active":
+                self._warn_if(
+                    name in master_by_name,
+                    f"{region}: state of image {name} with UUID {image.id}  is not active: {image.status}",
+                )
+            elif name in candidates:
+                candidates[name].append(image)
+            else:
+                candidates[name] = [image]
+        self.chosen = {
+            name: found[0]
+            if len(found) == 1
+            else self._choose(name, found, master_by_name.get(name))
+            for name, found in candidates.items()
+        }
 
-    def _considered(
-        self,
-        image: Image,
-        target: TargetConfig,
-        project_id: str | None,
-        master_by_name: dict[str, Image],
-    ) -> bool:
-        if not image.name:
-            return False
-        relevant = image.name in master_by_name
-        if target.only_tenant_images and image.owner and not same_owner(image.owner, project_id):
-            if relevant:
-                self.notices.append(
-                    (
-                        logging.WARNING,
-                        f"{self.region}: image {image.name} (UUID {image.id}) is owned by "
-                        f"other tenant: {image.owner}",
-                    )
-                )
-            return False
-        if image.status != "active":
-            if relevant:
-                self.notices.append(
-                    (
-                        logging.WARNING,
-                        f"{self.region}: state of image {image.name} with UUID {image.id}  "
-                        f"is not active: {image.status}",
-                    )
-                )
-            return False
-        return True
+    def _warn_if(self, relevant: bool, message: str) -> None:
+        # Only names this target synchronises are worth a warning: the rest is not ours.
+        if relevant:
+            self.notices.append((logging.WARNING, message))
 
     def _choose(self, name: str, found: list[Image], master: Image | None) -> Image:
+        if len(found) == 1:
+            return found[0]
         chosen = found[0]
         if master is not None:
             chosen = next((i for i in found if i.checksum == master.checksum), found[0])
@@ -236,6 +236,9 @@ def _checksum_directive(checksum: str | None, target: TargetConfig) -> str:
 
 def ami_dependencies(image: Image) -> list[tuple[str, str]]:
     """``(property, master id)`` for each kernel/ramdisk the image needs."""
+    properties = image.user_properties
+    if "kernel_id" not in properties and "ramdisk_id" not in properties:
+        return []  # the common case, checked first: this runs for every image
     return [
         (prop, str(image.user_properties[prop]))
         for prop in AMI_PROPERTIES
@@ -258,7 +261,7 @@ class _Planner:
         self.project_id = project_id
         self.master_images = master_images
         self.master_by_id = {image.id: image for image in master_images}
-        self.selected = sorted(selected, key=lambda image: (image.size, image.name))
+        self.selected = selected
         self.selected_ids = {image.id for image in selected}
         master_by_name = {image.name: image for image in self.selected}
         self.regional_images = regional_images
@@ -266,7 +269,6 @@ class _Planner:
         self.notices = self.region.notices
 
     def plan(self) -> RegionPlan:
-        self._first = {image.id: self._content_status(image) for image in self.selected}
         self._finals: dict[str, ImageStatus] = {}
         self._visiting: set[str] = set()
         statuses = [self._final(image) for image in self.selected]
@@ -284,20 +286,17 @@ class _Planner:
             metadata_set=self.target.metadata_set,
         )
 
-    def _status(self, status: str, master: Image, message: str | None = None) -> ImageStatus:
-        regional = self.region.chosen.get(master.name)
-        return ImageStatus(status, self.region_name, master, regional, message)
-
-    def _content_status(self, master: Image) -> ImageStatus:
+    def _content(
+        self, master: Image, regional: Image | None, notify: bool
+    ) -> tuple[str, str | None]:
         """Present or not, same content or not: everything but AMI and metadata."""
-        regional = self.region.chosen.get(master.name)
         if regional is None:
-            return self._status(PENDING_UPLOAD, master)
+            return PENDING_UPLOAD, None
         if regional.checksum == master.checksum:
-            return self._status(OK, master)
+            return OK, None
         status = _checksum_directive(regional.checksum, self.target)
         message = f"checksum {regional.checksum} in the region, {master.checksum} in the master"
-        if status == ERROR_CHECKSUM:
+        if status == ERROR_CHECKSUM and notify:
             self.notices.append(
                 (
                     logging.WARNING,
@@ -307,60 +306,82 @@ class _Planner:
                     "checksum.",
                 )
             )
-        return self._status(status, master, message)
+        return status, message
 
     def _final(self, master: Image) -> ImageStatus:
-        """The final status, computed once; a kernel's before the images that need it."""
-        if master.id in self._finals:
-            return self._finals[master.id]
+        """The status of one image, computed once; a kernel's before the images needing it."""
+        known = self._finals.get(master.id)
+        if known is not None:
+            return known
+        regional = self.region.chosen.get(master.name)
         if master.id in self._visiting:  # a dependency cycle: stop at the content status
-            return self._first[master.id]
-        self._visiting.add(master.id)
-        status = self._finals[master.id] = self._final_status(master)
-        self._visiting.discard(master.id)
-        return status
-
-    def _final_status(self, master: Image) -> ImageStatus:
-        status = self._unprotected_status(master)
-        regional = status.regional
-        if regional is None or not regional.owner or same_owner(regional.owner, self.project_id):
-            return status
-        protected = _leave_foreign_alone(status, regional.owner)
-        if protected is not status:
-            self.notices.append(
-                (
-                    logging.WARNING,
-                    f"{self.region_name}: image {master.name} (UUID {regional.id}) is owned by "
-                    f"other tenant: {regional.owner}; it is left as it is",
-                )
+            return ImageStatus(
+                *self._content(master, regional, False), self.region_name, master, regional
             )
-        return protected
+        self._visiting.add(master.id)
+        status, message = self._decide(master, regional)
+        if (
+            regional is not None
+            and regional.owner
+            and not same_owner(regional.owner, self.project_id)
+        ):
+            status, message = self._leave_foreign_alone(master, regional, status, message)
+        result = self._finals[master.id] = ImageStatus(
+            status, self.region_name, master, regional, message
+        )
+        self._visiting.discard(master.id)
+        return result
 
-    def _unprotected_status(self, master: Image) -> ImageStatus:
-        content = self._first[master.id]
-        missing = self._missing_dependency(master)
+    def _decide(self, master: Image, regional: Image | None) -> tuple[str, str | None]:
+        dependencies = ami_dependencies(master)
+        missing = self._missing_dependency(master) if dependencies else None
         if missing is not None:
-            return self._status(ERROR_AMI, master, missing)
-        if content.status != OK:
-            return content
-        for prop, dependency_id in ami_dependencies(master):
+            return ERROR_AMI, missing
+        status, message = self._content(master, regional, True)
+        if status != OK:
+            return status, message
+        for prop, dependency_id in dependencies:
+            dependency = self.master_by_id[dependency_id]
             if dependency_id not in self.selected_ids:
-                return self._status(
-                    ERROR_AMI,
-                    master,
-                    f"its {prop} {self.master_by_id[dependency_id].name} is not synchronised "
-                    "to this region",
-                )
-            dependency = self._final(self.master_by_id[dependency_id])
-            if dependency.status in TRANSFERS:
-                return self._status(PENDING_AMI, master)
-            if dependency.status == ERROR_AMI:
-                return self._status(
-                    ERROR_AMI, master, f"its {prop} {dependency.name} is error_ami itself"
-                )
-        if self._metadata_differs(master, content.regional):
-            return self._status(PENDING_METADATA, master)
-        return content
+                return ERROR_AMI, f"its {prop} {dependency.name} is not synchronised to this region"
+            dependency_status = self._final(dependency).status
+            if dependency_status in TRANSFERS:
+                return PENDING_AMI, None
+            if dependency_status == ERROR_AMI:
+                return ERROR_AMI, f"its {prop} {dependency.name} is error_ami itself"
+        if self._metadata_differs(master, regional):
+            return PENDING_METADATA, None
+        return OK, None
+
+    def _leave_foreign_alone(
+        self, master: Image, regional: Image, status: str, message: str | None
+    ) -> tuple[str, str | None]:
+        """Another project's image (only_tenant_images = false) counts, but is never changed.
+
+        Its metadata is left as it is (``ok``), and a different content needs a person
+        (``error_checksum``) whatever replace/rename say: deleting or renaming another
+        project's image is not GlanceSync's call.
+        """
+        if status in (PENDING_METADATA, PENDING_AMI):
+            status, message = (
+                OK,
+                f"owned by project {regional.owner}: its metadata is left as it is",
+            )
+        elif status in (PENDING_REPLACE, PENDING_RENAME):
+            status, message = (
+                ERROR_CHECKSUM,
+                f"owned by project {regional.owner}: not replaced; {message}",
+            )
+        else:
+            return status, message
+        self.notices.append(
+            (
+                logging.WARNING,
+                f"{self.region_name}: image {master.name} (UUID {regional.id}) is owned by "
+                f"other tenant: {regional.owner}; it is left as it is",
+            )
+        )
+        return status, message
 
     def _missing_dependency(self, master: Image) -> str | None:
         for prop, dependency_id in ami_dependencies(master):
@@ -373,12 +394,17 @@ class _Planner:
         if bool(master.is_public) != bool(regional.is_public):
             return True
         mine, theirs = master.user_properties, regional.user_properties
+        has_ami = "kernel_id" in mine or "ramdisk_id" in mine
+        if mine == theirs and not has_ami:
+            return False  # the steady state, decided at C speed
         keys = self.target.metadata_set or mine.keys()
         for key in keys:
             if key not in AMI_PROPERTIES and _normalise(mine.get(key)) != _normalise(
                 theirs.get(key)
             ):
                 return True
+        if not has_ami:
+            return "kernel_id" in theirs or "ramdisk_id" in theirs
         for prop in AMI_PROPERTIES:
             wanted, actual = mine.get(prop), theirs.get(prop)
             if bool(wanted) != bool(actual):
@@ -438,22 +464,6 @@ def obsolete_image(regional: Image, master: Image, syncprops: Iterable[str]) -> 
     return regional.copy(name=master.name, is_public=master.is_public, user_properties=properties)
 
 
-def _leave_foreign_alone(status: ImageStatus, owner: str) -> ImageStatus:
-    """Another project's image (only_tenant_images = false) counts, but is never changed.
-
-    Its metadata is left as it is (``ok``), and a different content needs a person
-    (``error_checksum``) whatever replace/rename say: deleting or renaming another
-    project's image is not GlanceSync's call.
-    """
-    if status.status in (PENDING_METADATA, PENDING_AMI):
-        message = f"owned by project {owner}: its metadata is left as it is"
-        return ImageStatus(OK, status.region, status.master, status.regional, message)
-    if status.status in (PENDING_REPLACE, PENDING_RENAME):
-        message = f"owned by project {owner}: not replaced; {status.message}"
-        return ImageStatus(ERROR_CHECKSUM, status.region, status.master, status.regional, message)
-    return status
-
-
 def _transfer_order(
     transfers: list[ImageStatus], master_by_id: dict[str, Image]
 ) -> list[ImageStatus]:
@@ -487,7 +497,8 @@ def plan_region(
     """The statuses and actions of one region.
 
     ``master_images`` are the kept master images (:func:`filter_master_images`);
-    ``selected`` may be passed when already computed for the target.
+    ``selected`` (from :func:`select_images`, so sorted by size) may be passed when
+    already computed for the target.
     """
     if selected is None:
         selected = select_images(master_images, target)
