@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -72,8 +73,9 @@ CONNECT_TIMEOUT = 10.0  # seconds to open a connection: a live server answers at
 HTTP_TIMEOUT = 120.0  # seconds of silence on an open connection before giving up
 RETRY_ATTEMPTS = 3
 PAGE_SIZE = 500
+DISCARD_SECONDS = 30.0  # how long to keep trying to delete a half-made image
 # States of an image whose upload never finished (the client or the server died).
-UNFINISHED_STATUSES = frozenset({"queued", "saving", "importing", "uploading", "killed"})
+UNFINISHED_STATUSES = frozenset({"queued", "saving", "importing", "uploading", "killed", "deleted"})
 
 # The strong hash Glance computed for each master image, by MD5 checksum. The engine
 # hands upload() a copy of the master image without it, and a file from images_dir
@@ -384,17 +386,50 @@ class GlanceFacade(Facade):
         return error
 
     def _discard(self, client: glance_client.Client, region: str, image_id: str, name: str) -> None:
-        """Delete a half-made image; a failure here must not hide the original one."""
+        """Delete a half-made image; a failure here must not hide the original one.
+
+        Right after an aborted transfer Glance may still be winding the upload down: a
+        delete can then fail (HTTP 500) or the image can come back ``queued``. So delete
+        until a read says it is gone, for a bounded time; a server that cannot be
+        reached at all is given up on sooner, and the next run removes the leftover.
+        """
+        deadline = time.monotonic() + DISCARD_SECONDS
+        delay, unreachable = 0.2, 0
+        while True:
+            problem = self._delete_and_check(client, image_id)
+            if problem is None:
+                logger.info("%s: deleted the unfinished copy of %s (%s)", region, name, image_id)
+                return
+            unreachable = unreachable + 1 if problem.startswith("cannot connect") else 0
+            if unreachable >= RETRY_ATTEMPTS or time.monotonic() + delay > deadline:
+                logger.warning(
+                    "%s: could not delete the unfinished image %s (%s); the next run removes it",
+                    region,
+                    image_id,
+                    problem,
+                )
+                return
+            logger.debug("%s: deleting %s again: %s", region, image_id, problem)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    @staticmethod
+    def _delete_and_check(client: glance_client.Client, image_id: str) -> str | None:
+        """Delete, then read back: None once the image is gone, else what is wrong.
+
+        While Glance still reports ``saving`` its upload handler has not finished with
+        the aborted request, and deleting now races with it; so wait for that first.
+        """
         try:
-            self._call(f"deleting unfinished image {image_id}", client.images.delete, image_id)
-            logger.info("%s: deleted the unfinished copy of %s (%s)", region, name, image_id)
-        except FacadeError as error:
-            logger.warning(
-                "%s: could not delete the unfinished image %s (%s); the next run removes it",
-                region,
-                image_id,
-                error,
-            )
+            record = client.images.get(image_id)
+            if record.get("status") != "saving":
+                client.images.delete(image_id)
+                record = client.images.get(image_id)
+        except glance_exc.HTTPNotFound:
+            return None
+        except CLIENT_ERRORS as error:
+            return describe(error, "deleting").removeprefix("deleting: ")
+        return f"it is still there, {record.get('status')}"
 
     def _remove_unfinished(self, client: glance_client.Client, region: str, name: str) -> None:
         """Delete our images called ``name`` left unfinished by an earlier run.
@@ -420,7 +455,11 @@ class GlanceFacade(Facade):
                 record["id"],
                 record.get("status"),
             )
-            self.delete(region, record["id"])
+            try:
+                self.delete(region, record["id"])
+            except FacadeError as error:
+                # Reported, not fatal: a non-active image is never taken for a copy.
+                logger.warning("%s: could not remove image %s: %s", region, record["id"], error)
 
     def close(self) -> None:
         for session in (self._session, self._listing_session):

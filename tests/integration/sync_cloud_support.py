@@ -199,7 +199,7 @@ def facade_factory_with(upload_hook: Any) -> Any:
         def upload(self, region, image, data):  # type: ignore[no-untyped-def]
             return super().upload(region, image, upload_hook(self, region, image, data))
 
-    return HookedFacade
+    return lambda environ: HookedFacade
 
 
 def every_region() -> tuple[str, ...]:
