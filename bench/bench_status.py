@@ -5,7 +5,7 @@
 For each image count it writes a scenario (a master with N images and R regions each
 holding 90% of them, some with other checksums or properties), loads it with the mock
 loader, then times ``sync.py --show-status`` in a fresh process (load of every region
-plus planning) and reads its peak RSS. Figures go to standard output as a table.
+plus planning; median of three runs) and reads its CPU time and peak RSS. Figures go to standard output as a table.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import argparse
 import csv
 import hashlib
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -95,15 +94,19 @@ credential = admin,c2VjcmV0,http://127.0.0.1:5000/v3,tenant1
 """
 
 
-def timed(argv: list[str], environ: dict[str, str]) -> tuple[float, float, str]:
-    """Wall seconds and peak RSS (MiB) of one command run in a child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def timed(argv: list[str], environ: dict[str, str]) -> tuple[float, float, float, str]:
+    """Wall seconds, CPU seconds and peak RSS (MiB) of one command, and its output."""
     start = time.perf_counter()
-    result = subprocess.run(argv, env=environ, capture_output=True, text=True, check=True)
-    elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the maximum over all of them: run the biggest case last.
-    return elapsed, max(peak, before) / 1024, result.stdout
+    with tempfile.TemporaryFile("w+") as out:
+        child = subprocess.Popen(argv, env=environ, stdout=out, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        elapsed = time.perf_counter() - start
+        if child.returncode:
+            raise SystemExit(f"{argv} failed with status {child.returncode}")
+        out.seek(0)
+        text = out.read()
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, text
 
 
 def measure(images: int, regions: int) -> dict[str, float]:
@@ -114,22 +117,21 @@ def measure(images: int, regions: int) -> dict[str, float]:
         (Path(work) / "glancesync.conf").write_text(CONFIG)
         store = Path(work) / "store"
         environ = dict(os.environ, GLANCESYNC_CONFIG=str(Path(work) / "glancesync.conf"))
-        load_seconds, _, _ = timed(
+        load_seconds, _, load_peak, _ = timed(
             [PYTHON, "-m", "fiwareglancesync.mock", "--path", str(store), str(folder)], environ
         )
         environ["GLANCESYNC_MOCKPERSISTENT_PATH"] = str(store)
-        runs = []
-        for _ in range(3):
-            seconds, peak, out = timed([PYTHON, str(ROOT / "sync.py"), "--show-status"], environ)
-            runs.append(seconds)
-        lines = out.count("\n")
+        runs = [timed([PYTHON, str(ROOT / "sync.py"), "--show-status"], environ) for _ in range(3)]
+        wall, cpu, peak, out = sorted(runs)[1]
     return {
         "images": images,
         "regions": regions,
         "rows": rows,
-        "status_lines": lines,
+        "status_lines": out.count("\n"),
         "loader_s": load_seconds,
-        "status_s": sorted(runs)[1],
+        "loader_mib": load_peak,
+        "status_s": wall,
+        "status_cpu_s": cpu,
         "peak_mib": peak,
     }
 
@@ -140,14 +142,16 @@ def main() -> None:
     parser.add_argument("--images", type=int, nargs="+", default=[1000, 10000, 50000])
     args = parser.parse_args()
     print(
-        "| images | regions | CSV rows | status lines | loader (s) | --show-status (s, median of 3) | peak RSS (MiB) |"
+        "| images | regions | CSV rows | status lines | loader (s) | loader RSS (MiB) "
+        "| --show-status wall (s) | CPU (s) | peak RSS (MiB) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for images in sorted(args.images):
         r = measure(images, args.regions)
         print(
             f"| {r['images']:,} | {r['regions']} | {r['rows']:,} | {r['status_lines']:,} | "
-            f"{r['loader_s']:.2f} | {r['status_s']:.2f} | {r['peak_mib']:.0f} |",
+            f"{r['loader_s']:.2f} | {r['loader_mib']:.0f} | {r['status_s']:.2f} | "
+            f"{r['status_cpu_s']:.2f} | {r['peak_mib']:.0f} |",
             flush=True,
         )
 

@@ -642,5 +642,31 @@ def sample_config() -> str:
     return "\n".join(lines)
 
 
+def options_table() -> str:
+    """The option reference as a reStructuredText list-table, made from :data:`OPTIONS`."""
+    lines = [
+        ".. list-table::",
+        "   :header-rows: 1",
+        "   :widths: 20 10 10 60",
+        "",
+        "   * - option",
+        "     - section",
+        "     - default",
+        "     - meaning",
+    ]
+    for option in OPTIONS:
+        section = "[main]" if option.scope == MAIN else "target, [DEFAULT]"
+        default = "" if option.default in (None, ()) else str(option.default)
+        lines += [
+            f"   * - ``{option.name}``",
+            f"     - {section}",
+            f"     - {f'``{default}``' if default else '(none)'}",
+            f"     - {option.help}",
+        ]
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    print(sample_config())
+    import sys
+
+    print(options_table() if sys.argv[1:] == ["--rst"] else sample_config())

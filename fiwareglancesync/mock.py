@@ -19,38 +19,40 @@ from pathlib import Path
 from fiwareglancesync.errors import ExitStatus, UsageError
 from fiwareglancesync.facades import MOCK_PATH_VARIABLE
 from fiwareglancesync.facades.mock import MockStore, region_of_file
-from fiwareglancesync.image import CsvFormatError, Image, read_csv
+from fiwareglancesync.image import CsvFormatError, read_csv
 
 DEFAULT_STORE = "~/.glancesync_persist"
 
 
-def read_scenario(directory: str | os.PathLike[str]) -> dict[str, list[Image]]:
-    """Every ``backup_<fullname>.csv`` of a scenario; the file name names the region."""
+def read_scenario(directory: str | os.PathLike[str]) -> dict[str, Path]:
+    """Check every ``backup_<fullname>.csv`` of a scenario; map region → file.
+
+    The file name, not the rows, names the region. Every row of every file is parsed
+    here, so a malformed one is reported before anything is loaded.
+    """
     folder = Path(directory)
     if not folder.is_dir():
         raise UsageError(f"scenario directory {directory} does not exist")
-    regions: dict[str, list[Image]] = {}
+    regions: dict[str, Path] = {}
     for entry in sorted(folder.iterdir()):
         region = region_of_file(entry.name)
         if region is None or not entry.is_file():
             continue
         try:
             with open(entry, encoding="utf-8", newline="") as stream:
-                images = list(read_csv(stream, str(entry)))
+                read_csv(stream, str(entry))
         except CsvFormatError as error:
             raise UsageError(str(error)) from None
         except (OSError, UnicodeDecodeError) as error:
             raise UsageError(f"{entry}: cannot be read ({error})") from None
-        for image in images:
-            image.region = region
-        regions[region] = images
+        regions[region] = entry
     if not regions:
         raise UsageError(f"scenario directory {directory} has no backup_<region>.csv file")
     return regions
 
 
-def load_scenario(scenario: dict[str, list[Image]], store_path: Path, confirm: bool) -> None:
-    """Replace the store's content with the scenario."""
+def load_scenario(scenario: dict[str, Path], store_path: Path, confirm: bool) -> None:
+    """Replace the store's content with the scenario's (checked) files."""
     if store_path.exists() and not store_path.is_dir():
         raise UsageError(f"{store_path} exists and is not a directory")
     if store_path.is_dir() and any(store_path.iterdir()):
@@ -60,8 +62,8 @@ def load_scenario(scenario: dict[str, list[Image]], store_path: Path, confirm: b
             )
         shutil.rmtree(store_path)
     store = MockStore(store_path)
-    for region, images in scenario.items():
-        store.write(region, images)
+    for region, path in scenario.items():
+        store.import_file(region, path)
 
 
 def _parser() -> argparse.ArgumentParser:

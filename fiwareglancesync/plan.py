@@ -314,6 +314,9 @@ class _Planner:
         if known is not None:
             return known
         regional = self.region.chosen.get(master.name)
+        properties = master.user_properties
+        if "kernel_id" not in properties and "ramdisk_id" not in properties:
+            return self._final_without_dependencies(master, regional)
         if master.id in self._visiting:  # a dependency cycle: stop at the content status
             return ImageStatus(
                 *self._content(master, regional, False), self.region_name, master, regional
@@ -330,6 +333,22 @@ class _Planner:
             status, self.region_name, master, regional, message
         )
         self._visiting.discard(master.id)
+        return result
+
+    def _final_without_dependencies(self, master: Image, regional: Image | None) -> ImageStatus:
+        """The common case (no kernel, no ramdisk), kept short: it runs for every image."""
+        status, message = self._content(master, regional, True)
+        if status == OK and self._metadata_differs(master, regional):
+            status = PENDING_METADATA
+        if (
+            regional is not None
+            and regional.owner
+            and not same_owner(regional.owner, self.project_id)
+        ):
+            status, message = self._leave_foreign_alone(master, regional, status, message)
+        result = self._finals[master.id] = ImageStatus(
+            status, self.region_name, master, regional, message
+        )
         return result
 
     def _decide(self, master: Image, regional: Image | None) -> tuple[str, str | None]:

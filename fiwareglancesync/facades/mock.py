@@ -12,9 +12,11 @@ import contextlib
 import fcntl
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from fiwareglancesync.config import MASTER, TargetConfig
 from fiwareglancesync.errors import FacadeError
@@ -78,11 +80,25 @@ class MockStore:
         if self.path is None:
             self._memory[fullname] = [image.copy() for image in images]
             return
+        self._replace(fullname, lambda stream: write_csv(stream, images))
+
+    def import_file(self, fullname: str, source: Path) -> None:
+        """Take a (checked) backup file as the region's content, byte for byte."""
+        if self.path is None:
+            with open(source, encoding="utf-8", newline="") as stream:
+                self.write(fullname, read_csv(stream, str(source)))
+            return
+        with open(source, encoding="utf-8", newline="") as original:
+            self._replace(fullname, lambda stream: shutil.copyfileobj(original, stream))
+
+    def _replace(self, fullname: str, fill: Callable[[TextIO], None]) -> None:
+        """Write a temporary file, fsync it, rename it over the region's file."""
+        assert self.path is not None
         self.path.mkdir(parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(dir=self.path, prefix=".tmp-", suffix=".csv")
         try:
             with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as stream:
-                write_csv(stream, images)
+                fill(stream)
                 stream.flush()
                 os.fsync(stream.fileno())
             os.replace(temporary, self._file(fullname))

@@ -223,3 +223,12 @@ def test_sample_in_the_docs_is_the_generated_one():
     assert doc.read_text() == sample_config() + "\n", (
         "run: python -m fiwareglancesync.config > doc/glancesync.conf.sample"
     )
+
+
+def test_option_reference_in_the_docs_is_the_generated_one():
+    from pathlib import Path
+
+    from fiwareglancesync.config import options_table
+
+    doc = Path(__file__).parents[2] / "doc" / "options.inc"
+    assert doc.read_text() == options_table() + "\n", "run: python -m fiwareglancesync.config --rst > doc/options.inc"
