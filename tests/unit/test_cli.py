@@ -278,3 +278,27 @@ def test_injected_in_memory_mock(environ):
         ["--show-status", "Leon"], environ, facade_factory=lambda env: mock_factory(store)
     )
     assert status == 0 and len(out.splitlines()) == 10
+
+
+def test_code_in_a_condition_is_a_config_error_and_never_runs(environ, tmp_path):
+    marker = tmp_path / "pwned"
+    condition = f"metadata_condition=__import__('os').system('touch {marker}') or True"
+    status, out, err = run(["--show-status", "Leon", "--config", condition], environ)
+    assert status == ExitStatus.USAGE
+    assert "metadata_condition: call of" in err
+    assert not marker.exists() and out == ""
+
+
+def test_regions_after_config_are_reported_not_guessed(environ):
+    status, _, err = run(["--config", "replace=any", "Leon"], environ)
+    assert status == ExitStatus.USAGE
+    assert "--config 'Leon': expected KEY=VALUE" in err
+
+
+def test_a_malformed_row_in_the_store_fails_that_region_only(environ, store):
+    with open(store / "backup_Burgos.csv", "a") as backup:
+        backup.write("Burgos,broken,id,active,not-a-size,c,o,True,{}\n")
+    status, out, _ = run(["Burgos", "Leon"], environ)
+    assert status == ExitStatus.REGION_FAILED
+    assert "size is not a number" in out and "Traceback" not in out
+    assert "INFO:Region Leon has finished" in out
