@@ -290,6 +290,7 @@ def run_mode(engine: GlanceSync, args: argparse.Namespace, out: TextIO) -> ExitS
             if args.mode != STATUS:
                 _finished(outcome)
             write_rows(outcome.rows, out)
+            outcome.rows = []  # printed: do not keep every region's rows in memory
     if args.parallel:
         for outcome in outcomes:
             write_rows(outcome.rows, out)

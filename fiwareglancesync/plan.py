@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fiwareglancesync.config import TargetConfig
-from fiwareglancesync.image import AMI_PROPERTIES, Image, same_owner
+from fiwareglancesync.image import AMI_PROPERTIES, Image, gc_paused, same_owner
 
 OBSOLETE_SUFFIX = "_obsolete"
 
@@ -521,5 +521,6 @@ def plan_region(
     """
     if selected is None:
         selected = select_images(master_images, target)
-    planner = _Planner(region, master_images, selected, regional_images, target, project_id)
-    return planner.plan()
+    with gc_paused():
+        planner = _Planner(region, master_images, selected, regional_images, target, project_id)
+        return planner.plan()

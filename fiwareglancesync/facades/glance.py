@@ -39,7 +39,6 @@ from fiwareglancesync.facades.base import (
     ChecksumMismatch,
     Facade,
     ImageData,
-    verified_chunks,
 )
 from fiwareglancesync.facades.glance_model import (
     JSON_PATCH,
@@ -61,6 +60,7 @@ from fiwareglancesync.facades.transfer import (
     SourceError,
     closing_chunks,
     guarded_source,
+    verified_chunks_pipelined,
     with_progress,
 )
 from fiwareglancesync.image import Image, same_owner
@@ -352,7 +352,7 @@ class GlanceFacade(Facade):
         data: ImageData,
     ) -> None:
         chunks: Iterator[bytes] = guarded_source(
-            verified_chunks(data), data.source, passthrough=(ChecksumMismatch,)
+            verified_chunks_pipelined(data), data.source, passthrough=(ChecksumMismatch,)
         )
         chunks = with_progress(chunks, data.size, f"{region}: {image.name}")
         size = data.size if data.size > 0 else None

@@ -6,11 +6,19 @@ file in images_dir or from the master Glance's response into the upload request.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
+import hashlib
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
 
 from tqdm import tqdm
+
+from fiwareglancesync.facades.base import ChecksumMismatch, ImageData
+
+# Chunks hashed ahead of the one being sent; bounds the memory the pipeline holds.
+HASH_AHEAD = 2
 
 
 class SourceError(Exception):
@@ -108,3 +116,35 @@ def _is_terminal(stream: TextIO) -> bool:
         return bool(isatty and isatty())
     except ValueError:  # a closed stream
         return False
+
+
+def verified_chunks_pipelined(data: ImageData) -> Iterator[bytes]:
+    """Like :func:`base.verified_chunks`, but the MD5 runs beside the upload.
+
+    Hashing in the sending thread makes every chunk wait for its hash before it goes
+    out, which costs a quarter of the throughput at 160 MB/s. hashlib releases the GIL
+    on large buffers, so a helper thread hashes while the socket sends; at most
+    ``HASH_AHEAD`` chunks are in flight. As before, the last chunk is held back until
+    the digest is known, so wrong data never completes an upload.
+    """
+    digest = hashlib.md5(usedforsecurity=False)
+    in_flight: collections.deque[concurrent.futures.Future[None]] = collections.deque()
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="glancesync-md5") as hasher:
+        pending: bytes | None = None
+        for block in data.chunks():
+            # One worker runs the updates in submission order.
+            in_flight.append(hasher.submit(digest.update, block))
+            while len(in_flight) > HASH_AHEAD:
+                in_flight.popleft().result()
+            if pending is not None:
+                yield pending
+            pending = block
+        while in_flight:
+            in_flight.popleft().result()
+    if data.checksum and digest.hexdigest() != data.checksum:
+        raise ChecksumMismatch(
+            f"the data from {data.source} has checksum {digest.hexdigest()}, "
+            f"the master image has {data.checksum}"
+        )
+    if pending is not None:
+        yield pending
