@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import threading
 
@@ -10,6 +11,7 @@ from glanceclient import exc as glance_exc
 from keystoneauth1 import exceptions as ks_exc
 
 from fiwareglancesync.errors import FacadeError
+from fiwareglancesync.facades.base import ChecksumMismatch, ImageData
 from fiwareglancesync.facades.glance import _call_with_deadline
 from fiwareglancesync.facades.glance_model import (
     create_request,
@@ -23,6 +25,7 @@ from fiwareglancesync.facades.transfer import (
     ChunkReader,
     SourceError,
     guarded_source,
+    verified_chunks_pipelined,
     with_progress,
 )
 from fiwareglancesync.image import Image
@@ -245,3 +248,23 @@ def test_a_deadline_bounds_a_call_that_never_returns():
     assert _call_with_deadline(lambda: 42, 5, "x") == 42
     with pytest.raises(KeyError):
         _call_with_deadline(lambda: {}["missing"], 5, "x")
+
+
+def _data(blocks: list[bytes], checksum: str) -> ImageData:
+    return ImageData.from_stream(
+        iter(blocks), Image(name="x", id="x", checksum=checksum, size=7), "test data"
+    )
+
+
+def test_pipelined_verification_passes_good_data_through_in_order():
+    blocks = [bytes([n]) * (3000 + n) for n in range(7)]
+    checksum = hashlib.md5(b"".join(blocks), usedforsecurity=False).hexdigest()
+    assert list(verified_chunks_pipelined(_data(blocks, checksum))) == blocks
+
+
+def test_pipelined_verification_holds_back_the_last_chunk_of_wrong_data():
+    sent = []
+    with pytest.raises(ChecksumMismatch, match="test data has checksum"):
+        for block in verified_chunks_pipelined(_data([b"a" * 5000, b"b" * 5000], "0" * 32)):
+            sent.append(block)
+    assert sent == [b"a" * 5000]
