@@ -17,9 +17,8 @@ from fiwareglancesync.apply import RegionResult
 from fiwareglancesync.config import TargetConfig, load_config
 from fiwareglancesync.engine import GlanceSync
 from fiwareglancesync.facades.base import Facade, ImageData
-from fiwareglancesync.facades.mock import MockFacade, MockStore
-from fiwareglancesync.image import Image
-from fiwareglancesync.mock import read_scenario
+from fiwareglancesync.facades.mock import MockFacade, MockStore, region_of_file
+from fiwareglancesync.image import Image, read_csv
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -40,9 +39,16 @@ def tokens(expires_at: dt.datetime) -> dict[str, Identity]:
 
 
 def example_store() -> MockStore:
+    """The example scenario in an in-memory mock store."""
     store = MockStore(None)
-    for region, images in read_scenario(EXAMPLES / "scenario").items():
-        store.write(region, images)
+    for path in sorted((EXAMPLES / "scenario").iterdir()):
+        region = region_of_file(path.name)
+        if region is not None:
+            with open(path, encoding="utf-8", newline="") as stream:
+                images = list(read_csv(stream, str(path)))
+            for image in images:
+                image.region = region
+            store.write(region, images)
     return store
 
 
@@ -131,7 +137,9 @@ class EngineSwitch:
         return GlanceSync(self.config, lambda target: MockFacade(self.store, target))
 
 
-def make_app(settings: Settings, verifier: TokenVerifier, engines: Any, **config: Any) -> Flask:
+def make_app(
+    settings: Settings, verifier: TokenVerifier, engines: Any, upgrade: bool = True, **config: Any
+) -> Flask:
     app = create_app(
         {
             "TESTING": True,
@@ -142,8 +150,9 @@ def make_app(settings: Settings, verifier: TokenVerifier, engines: Any, **config
         },
         environ={},
     )
-    with app.app_context():
-        flask_migrate.upgrade()
+    if upgrade:
+        with app.app_context():
+            flask_migrate.upgrade()
     return app
 
 
