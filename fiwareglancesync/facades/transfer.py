@@ -9,6 +9,8 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import hashlib
+import io
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
@@ -95,6 +97,7 @@ def with_progress(
     if not _is_terminal(stream):
         yield from chunks
         return
+    columns, rows = _screen_size(stream)
     with tqdm(
         total=total or None,
         desc=label,
@@ -103,11 +106,25 @@ def with_progress(
         unit_divisor=1024,
         file=stream,
         leave=False,
-        dynamic_ncols=True,
+        ncols=columns,
+        nrows=rows,
     ) as bar:
         for block in chunks:
             yield block
             bar.update(len(block))
+
+
+def _screen_size(stream: TextIO) -> tuple[int, int]:
+    """Columns and rows of the terminal, 80x24 where it says 0 (a fresh pseudo-terminal).
+
+    tqdm hides a bar whose line is beyond the terminal's rows, so a zero would mean no
+    bar at all.
+    """
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return 80, 24
+    return size.columns or 80, size.lines or 24
 
 
 def _is_terminal(stream: TextIO) -> bool:

@@ -6,12 +6,14 @@ plain glanceclient calls, runs ``sync.py`` as an operator would and checks the r
 
 from __future__ import annotations
 
+import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from sync_cloud_support import CloudSync, md5, payload
+from sync_cloud_support import CloudSync, environment_without_openstack, md5, payload
 
 REGIONS = ("RegionA", "RegionB")
 
@@ -243,3 +245,74 @@ def test_data_comes_from_images_dir_or_streams_from_the_master(sync):
     # Neither passwords nor tokens reach the log, even with --debug.
     for secret in (sync.keystone_a.admin_password, sync.keystone_b.admin_password, "gAAAAA"):
         assert secret not in run.out and secret not in run.err
+
+
+def sync_py(
+    sync: CloudSync, *args: str, env: dict[str, str], **kwargs
+) -> subprocess.CompletedProcess:
+    """The sync.py command itself, in a child process."""
+    script = Path(__file__).resolve().parents[2] / "sync.py"
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        env=env,
+        cwd=sync.workdir,
+        text=True,
+        check=False,
+        **kwargs,
+    )
+
+
+def test_openstack_variables_alone_are_enough(sync):
+    sync.add_image("Master", "env-img", payload("env"))
+    a = sync.keystone_a
+    env = environment_without_openstack() | {
+        "GLANCESYNC_CONFIG": "",
+        "OS_AUTH_URL": a.auth_url,
+        "OS_USERNAME": a.admin_user,
+        "OS_PASSWORD": a.admin_password,
+        "OS_PROJECT_NAME": a.admin_project,
+        "OS_USER_DOMAIN_NAME": "Default",
+        "OS_PROJECT_DOMAIN_NAME": "Default",
+        "OS_REGION_NAME": "Master",
+    }
+    regions = sync_py(sync, "--show-regions", env=env, capture_output=True)
+    assert (regions.returncode, regions.stdout) == (0, "RegionA RegionB\n"), regions.stderr
+    status = sync_py(sync, "--show-status", "RegionB", env=env, capture_output=True)
+    assert status.stdout == "pending_upload,RegionB,env-img\n", status.stderr
+
+
+def test_a_progress_bar_on_a_terminal_and_only_there(sync):
+    sync.add_image("Master", "bar-img", payload("bar", 3 * 1024 * 1024))
+    env = environment_without_openstack() | sync.environ()
+    controller, terminal = pty.openpty()
+    script = Path(__file__).resolve().parents[2] / "sync.py"
+    child = subprocess.Popen(
+        [sys.executable, str(script), "RegionA"],
+        env=env,
+        cwd=sync.workdir,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        text=True,
+    )
+    os.close(terminal)
+    screen = read_all(controller)  # read while it runs: a terminal's buffer is small
+    stdout, _ = child.communicate()
+    run = subprocess.CompletedProcess(child.args, child.returncode, stdout)
+    assert run.returncode == 0, (screen, run.stdout)
+    assert "RegionA: bar-img" in screen and "B/s" in screen  # on the terminal: a bar
+    assert "INFO:RegionA: Uploading image bar-img (3 MB)" in run.stdout.splitlines()
+    assert "B/s" not in run.stdout  # in the log: lines only
+
+
+def read_all(descriptor: int) -> str:
+    chunks = []
+    while True:
+        try:
+            block = os.read(descriptor, 65536)
+        except OSError:  # EIO: the other side of the terminal is closed
+            break
+        if not block:
+            break
+        chunks.append(block)
+    os.close(descriptor)
+    return b"".join(chunks).decode(errors="replace")
