@@ -26,7 +26,7 @@ from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.nodes import nested_parse_with_titles
 
-USAGE_WIDTH = 88  # fixed, so the page does not depend on the terminal that built it
+USAGE_WIDTH = 72  # fixed (not the terminal of whoever builds), and fits the page width
 
 
 def load_parser(spec: str) -> argparse.ArgumentParser:
