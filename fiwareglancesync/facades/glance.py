@@ -168,7 +168,8 @@ class GlanceFacade(Facade):
         """The token and catalog (fetched once, renewed by keystoneauth when it expires)."""
         credential = self.target.credential
         try:
-            return self._auth.get_access(self._session)
+            # Asking for a token twice is harmless, so a refused connection is retried.
+            return _retrying()(self._auth.get_access, self._session)
         except CLIENT_ERRORS as error:
             raise FacadeError(
                 describe_auth(

@@ -167,3 +167,14 @@ def test_an_unknown_region_is_one_line(sync):
     assert run.status == 1
     (error,) = error_lines(run.out)
     assert error.startswith("ERROR:Atlantis: unknown region Atlantis")
+
+
+def test_an_unreachable_glance_fails_its_region_only(sync):
+    sync.add_image("Master", "down-img", payload("down"))
+    sync.cloud.kill_glance("RegionB")
+    run = sync.run("RegionB", "RegionA")
+    assert run.status == 1
+    (error,) = error_lines(run.out)
+    assert error.startswith("ERROR:RegionB: listing the images: cannot connect (")
+    assert "INFO:Region RegionA has finished" in run.lines
+    assert sync.one("RegionA", "down-img")["status"] == "active"
