@@ -84,7 +84,8 @@ def _service_state(app: Flask, settings: Settings, environ: Mapping[str, str]) -
     if settings.token_cache_seconds > 0 and not app.config.get("TOKEN_VERIFIER"):
         verifier = CachingVerifier(verifier, settings.token_cache_seconds)
     runner = SyncRunner(app, new_engine, settings.task_lease_seconds)
-    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    # Every gunicorn worker reports the time the server (not the worker) started.
+    started = app.config.get("STARTED_AT") or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     return ServiceState(settings, verifier, new_engine, runner, started)
 
 
@@ -95,7 +96,8 @@ def create_app(
     """Build the application; raise SettingsError when it cannot work.
 
     ``config`` (a config class or a mapping) wins over everything else; it may carry a
-    ready ``GLANCESYNC_SETTINGS``, a ``TOKEN_VERIFIER`` and an ``ENGINE_FACTORY``.
+    ready ``GLANCESYNC_SETTINGS``, a ``TOKEN_VERIFIER``, an ``ENGINE_FACTORY`` and the
+    server's ``STARTED_AT`` (naive UTC).
     """
     environ = os.environ if environ is None else environ
     overrides = _as_mapping(config)

@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import datetime as dt
 import logging
 import os
 import sys
@@ -18,6 +20,7 @@ from fiwareglancesync.app.settings import Settings, SettingsError, load_settings
 from fiwareglancesync.errors import ExitStatus, GlanceSyncError
 
 logger = logging.getLogger(__name__)
+_STARTED_AT = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # reset by main()
 COMMANDS = ("gunicornserver", "shell", "db", "runserver")
 
 
@@ -67,12 +70,16 @@ def _runserver_parser(runserver: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
+def _service_config(settings: Settings) -> dict[str, Any]:
+    return {"GLANCESYNC_SETTINGS": settings, "STARTED_AT": _STARTED_AT}
+
+
 def _service_app(settings: Settings, environ: Mapping[str, str]) -> Any:
     """An application ready to serve: settings checked and database upgraded."""
     from fiwareglancesync.app import create_app
     from fiwareglancesync.app.database import schema_problem
 
-    app = create_app({"GLANCESYNC_SETTINGS": settings}, environ)
+    app = create_app(_service_config(settings), environ)
     problem = schema_problem(app)
     if problem:
         raise SettingsError([problem])
@@ -120,11 +127,12 @@ def run_shell(settings: Settings, environ: Mapping[str, str]) -> int:
 
 
 def run_devserver(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
-    from fiwareglancesync.app.server import on_start
+    from fiwareglancesync.app.server import on_exit, on_start
 
     _file_logging(settings, environ)
     app = _service_app(settings, environ)
     on_start(app)
+    atexit.register(on_exit, app)  # the syncs still running die with this process
     app.run(
         host=args.host or settings.host,
         port=args.port or settings.port,
@@ -157,7 +165,7 @@ def run_gunicorn(args: argparse.Namespace, settings: Settings, environ: Mapping[
         "proc_name": "glancesync-api",
     }
     logger.info("Starting gunicorn: %s; log in %s", options, where)
-    server = GunicornServer(lambda: create_app({"GLANCESYNC_SETTINGS": settings}, environ), options)
+    server = GunicornServer(lambda: create_app(_service_config(settings), environ), options)
     try:
         server.run()
     except SystemExit as done:
@@ -178,6 +186,8 @@ def _report(error: GlanceSyncError) -> int:
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    global _STARTED_AT
+    _STARTED_AT = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
     try:

@@ -10,6 +10,7 @@ class BaseConfig:
     # Tests put objects here: a TokenVerifier, and a callable returning a GlanceSync.
     TOKEN_VERIFIER = None
     ENGINE_FACTORY = None
+    STARTED_AT = None  # when the server started; default: when the app was created
     # True for `run.py db ...`: no Keystone credential or sync configuration needed.
     DATABASE_ONLY = False
 

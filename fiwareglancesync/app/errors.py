@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -65,6 +66,13 @@ def _http_error(error: HTTPException) -> Response:
     return response
 
 
+def _database_down(error: OperationalError) -> Response:
+    # The task database did not answer (PostgreSQL down, SQLite locked for too long):
+    # like an unreachable cloud, it is the service that is unavailable, not a bug.
+    logger.error("The task database is unavailable: %s", error.orig or error)
+    return error_response(503, description="the task database is unavailable")
+
+
 def _unexpected(error: Exception) -> Response:
     logger.exception("Unhandled exception answering %s %s", request.method, request.path)
     return error_response(500)
@@ -73,4 +81,5 @@ def _unexpected(error: Exception) -> Response:
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(OperationalError, _database_down)
     app.register_error_handler(Exception, _unexpected)

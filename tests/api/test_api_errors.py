@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
 
 import pytest
 from api_support import ADMIN, MEMBER, EngineSwitch, make_app
@@ -184,3 +185,19 @@ def test_every_answer_is_json(client: FlaskClient) -> None:
     for method, path in [*ENDPOINTS, ("get", "/"), ("get", "/nothing"), ("put", "/")]:
         response = getattr(client, method)(path, headers=ADMIN)
         assert response.mimetype == "application/json", (method, path)
+
+
+def test_an_unreachable_task_database_is_503(
+    tmp_path: Path, verifier: StaticVerifier, engines: EngineSwitch
+) -> None:
+    settings = Settings(database_uri=f"sqlite:///{tmp_path}/no/such/dir/glancesyncapi.db")
+    client = make_app(settings, verifier, engines, upgrade=False).test_client()
+    assert_error(client.post("/regions/Burgos", headers=ADMIN), 503, "Service unavailable")
+
+
+def test_runningfrom_is_when_the_server_started(
+    sqlite_url: str, verifier: StaticVerifier, engines: EngineSwitch
+) -> None:
+    started = dt.datetime(2030, 5, 6, 7, 8, 9)
+    app = make_app(Settings(database_uri=sqlite_url), verifier, engines, STARTED_AT=started)
+    assert app.test_client().get("/").get_json()["runningfrom"] == "2030-05-06T07:08:09Z"

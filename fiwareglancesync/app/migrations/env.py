@@ -43,6 +43,8 @@ def run_offline() -> None:
 def run_online() -> None:
     options = dict(extension.configure_args)
     options.setdefault("process_revision_directives", _skip_empty_autogenerate)
+    # SQLite can roll back DDL too: an upgrade that fails half-way leaves nothing behind.
+    options.setdefault("transactional_ddl", True)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=metadata, **options)
         with context.begin_transaction():
