@@ -84,7 +84,10 @@ class Settings:
     threads: int = 4
     loglevel: str = "info"
     timeout: int = 120
-    database_uri: str = "sqlite:///" + os.path.abspath(DATABASE_FILE_NAME)
+    # The current directory when the settings are made, not when this module is imported.
+    database_uri: str = field(
+        default_factory=lambda: "sqlite:///" + os.path.abspath(DATABASE_FILE_NAME)
+    )
     extra_config: str | None = None
     source: str | None = None
 
