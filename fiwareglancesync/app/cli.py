@@ -109,14 +109,27 @@ def _console_logging() -> None:
 
 
 def run_db(args: Sequence[str], environ: Mapping[str, str]) -> int:
+    from alembic.util import CommandError
     from flask_migrate.cli import db as db_commands
+    from sqlalchemy.exc import SQLAlchemyError
 
     from fiwareglancesync.app import create_app
+    from fiwareglancesync.app.database import db_url
 
     settings = load_settings(environ)
     _console_logging()
     app = create_app({"DATABASE_ONLY": True, "GLANCESYNC_SETTINGS": settings}, environ)
-    return _click(db_commands, args, "run.py db", lambda: app)
+    try:
+        return _click(db_commands, args, "run.py db", lambda: app)
+    except (SQLAlchemyError, CommandError) as error:
+        # An unreachable database or a failed migration: one line, not a traceback.
+        print(f"ERROR: database {db_url(app)}: {_first_line(error)}", file=sys.stderr)
+        return 1  # the command was right; the database did not let it work
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
 def run_shell(settings: Settings, environ: Mapping[str, str]) -> int:

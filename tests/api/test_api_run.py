@@ -61,6 +61,17 @@ def test_db_upgrade_creates_the_schema(environ: dict[str, str], tmp_path: Path) 
     assert main(["db", "history"], environ) == 0
 
 
+def test_an_unreachable_database_is_one_line_without_its_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    environ = {"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://gs:hunter2@127.0.0.1:1/gs"}
+    assert main(["db", "upgrade"], environ) == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("ERROR")]
+    assert len(lines) == 1 and "Connection refused" in lines[0]
+    assert "hunter2" not in err and "Traceback" not in err
+
+
 def test_db_help_is_flask_migrates(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "--help"], {}) == 0
     out = capsys.readouterr().out
