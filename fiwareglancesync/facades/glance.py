@@ -57,9 +57,11 @@ from fiwareglancesync.facades.openstack_errors import (
 )
 from fiwareglancesync.facades.transfer import (
     ChunkReader,
+    GlanceStream,
     SourceError,
     closing_chunks,
     guarded_source,
+    size_checked_chunks,
     verified_chunks_pipelined,
     with_progress,
 )
@@ -320,7 +322,7 @@ class GlanceFacade(Facade):
             response.close()
             raise FacadeError(f"image {image.name} has no data in {region}")
         chunks = guarded_source(response.iter_content(CHUNK_SIZE), source)
-        return ImageData.from_stream(closing_chunks(chunks, response.close), image, source)
+        return GlanceStream.from_stream(closing_chunks(chunks, response.close), image, source)
 
     def upload(self, region: str, image: Image, data: ImageData | None) -> Image:
         if data is None:
@@ -352,8 +354,11 @@ class GlanceFacade(Facade):
         image: Image,
         data: ImageData,
     ) -> None:
+        # A file is checked against the master's MD5 while it is sent; a stream from the
+        # master Glance only for its length (its content is checked by _get_verified).
+        check = size_checked_chunks if isinstance(data, GlanceStream) else verified_chunks_pipelined
         chunks: Iterator[bytes] = guarded_source(
-            verified_chunks_pipelined(data), data.source, passthrough=(ChecksumMismatch,)
+            check(data), data.source, passthrough=(ChecksumMismatch,)
         )
         chunks = with_progress(chunks, data.size, f"{region}: {image.name}")
         size = data.size if data.size > 0 else None

@@ -165,3 +165,29 @@ def verified_chunks_pipelined(data: ImageData) -> Iterator[bytes]:
         )
     if pending is not None:
         yield pending
+
+
+class GlanceStream(ImageData):
+    """Image data streamed from the master region's Glance.
+
+    Glance vouches for what it serves, and the target Glance computes the MD5 of what it
+    receives, which is compared with the master's once the upload is done; so the data
+    is not hashed again on the way, saving a CPU core's worth of work per 600 MB/s. Only
+    its length is checked on the way: a truncated download never completes an upload.
+    """
+
+
+def size_checked_chunks(data: ImageData) -> Iterator[bytes]:
+    """Yield the data, raising before the last chunk leaves if its length is wrong."""
+    received, pending = 0, None
+    for block in data.chunks():
+        received += len(block)
+        if pending is not None:
+            yield pending
+        pending = block
+    if data.size and received != data.size:
+        raise ChecksumMismatch(
+            f"the data from {data.source} has {received} bytes, the master image has {data.size}"
+        )
+    if pending is not None:
+        yield pending

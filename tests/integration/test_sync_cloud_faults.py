@@ -13,6 +13,7 @@ import pytest
 from sync_cloud_support import CloudSync, facade_factory_with, md5, payload
 
 from fiwareglancesync.facades.base import ImageData
+from fiwareglancesync.facades.transfer import GlanceStream
 
 ALL_REGIONS = ("Master", "RegionA", "RegionB", "RegionC")
 
@@ -178,3 +179,25 @@ def test_an_unreachable_glance_fails_its_region_only(sync):
     assert error.startswith("ERROR:RegionB: listing the images: cannot connect (")
     assert "INFO:Region RegionA has finished" in run.lines
     assert sync.one("RegionA", "down-img")["status"] == "active"
+
+
+def test_a_stream_that_arrives_different_is_deleted_after_verification(sync):
+    data = payload("stream-source", 2 * 1024 * 1024)
+    sync.add_image("Master", "flip-img", data)
+
+    def flip_a_byte(chunks: Iterator[bytes]) -> Iterator[bytes]:
+        first = True
+        for block in chunks:
+            yield (bytes([block[0] ^ 1]) + block[1:]) if first else block
+            first = False
+
+    def corrupt(facade, region, image, stream):
+        # Same length, other content: only the target Glance's checksum can tell.
+        return GlanceStream.from_stream(flip_a_byte(stream.chunks()), image, stream.source)
+
+    run = sync.run("RegionA", facade_factory=facade_factory_with(corrupt))
+    assert run.status == 1
+    (error,) = error_lines(run.out)
+    assert error.startswith("ERROR:RegionA: image flip-img failed verification: its checksum is ")
+    assert f"expected {md5(data)}; its sha512 hash differs from the master's" in error
+    assert sync.named("RegionA", "flip-img") == []

@@ -25,6 +25,7 @@ from fiwareglancesync.facades.transfer import (
     ChunkReader,
     SourceError,
     guarded_source,
+    size_checked_chunks,
     verified_chunks_pipelined,
     with_progress,
 )
@@ -268,3 +269,12 @@ def test_pipelined_verification_holds_back_the_last_chunk_of_wrong_data():
         for block in verified_chunks_pipelined(_data([b"a" * 5000, b"b" * 5000], "0" * 32)):
             sent.append(block)
     assert sent == [b"a" * 5000]
+
+
+def test_a_stream_from_the_master_is_checked_for_its_length():
+    assert list(size_checked_chunks(_data([b"abc", b"defg"], "unused"))) == [b"abc", b"defg"]
+    sent = []
+    with pytest.raises(ChecksumMismatch, match="has 6 bytes, the master image has 7"):
+        for block in size_checked_chunks(_data([b"abc", b"def"], "unused")):
+            sent.append(block)
+    assert sent == [b"abc"]
