@@ -322,7 +322,9 @@ class GlanceFacade(Facade):
             response.close()
             raise FacadeError(f"image {image.name} has no data in {region}")
         chunks = guarded_source(response.iter_content(CHUNK_SIZE), source)
-        return GlanceStream.from_stream(closing_chunks(chunks, response.close), image, source)
+        stream = GlanceStream.from_stream(closing_chunks(chunks, response.close), image, source)
+        stream.on_close = response.close  # also when the upload never started reading
+        return stream
 
     def upload(self, region: str, image: Image, data: ImageData | None) -> Image:
         if data is None:
@@ -343,7 +345,10 @@ class GlanceFacade(Facade):
         except BaseException as error:
             # Whatever happened (Ctrl-C included), no half-made image may stay behind.
             self._discard(client, region, image_id, image.name)
-            raise self._transfer_error(error, image) from error
+            translated = self._transfer_error(error, image)
+            if translated is error:
+                raise
+            raise translated from error
         return image_from_record(record, region)
 
     def _send(

@@ -13,6 +13,7 @@ import io
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from tqdm import tqdm
@@ -167,6 +168,7 @@ def verified_chunks_pipelined(data: ImageData) -> Iterator[bytes]:
         yield pending
 
 
+@dataclass
 class GlanceStream(ImageData):
     """Image data streamed from the master region's Glance.
 
@@ -175,6 +177,13 @@ class GlanceStream(ImageData):
     is not hashed again on the way, saving a CPU core's worth of work per 600 MB/s. Only
     its length is checked on the way: a truncated download never completes an upload.
     """
+
+    on_close: Callable[[], Any] | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        super().close()
+        if self.on_close is not None:
+            self.on_close()
 
 
 def size_checked_chunks(data: ImageData) -> Iterator[bytes]:
