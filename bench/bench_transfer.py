@@ -184,10 +184,12 @@ def benchmark(cloud: TestCloud, workdir: Path, size: int, repeat: int) -> dict[s
     in_images_dir = images_dir / master_id
     targets = ("RegionA", "RegionB", "RegionC")
 
-    times: dict[str, list[float]] = {k: [] for k in ("plain", "file", "stream", "one", "par")}
+    times: dict[str, list[float]] = {
+        k: [] for k in ("plain", "file", "stream", "one", "par", "one_stream", "par_stream")
+    }
     walls: dict[str, list[float]] = {"file": [], "stream": []}
     rss: list[float] = []
-    cpu: dict[str, list[tuple[float, float]]] = {"one": [], "par": []}
+    cpu: dict[str, list[tuple[float, float]]] = {k: [] for k in times if k[:3] in ("one", "par")}
     for round_number in range(1, repeat + 1):
         times["plain"].append(plain_upload(cloud, source, size))
 
@@ -219,10 +221,23 @@ def benchmark(cloud: TestCloud, workdir: Path, size: int, repeat: int) -> dict[s
         rss.append(run.max_rss_mib)
         clear_copies(cloud, targets)
         in_images_dir.unlink()
+        # The same comparison streaming from the master (no client-side MD5).
+        before = servers_cpu(cloud)
+        run = run_sync(["RegionA"], config, workdir)
+        cpu["one_stream"].append((run.cpu, servers_cpu(cloud) - before))
+        times["one_stream"].append(run.wall)
+        clear_copies(cloud, targets)
+        before = servers_cpu(cloud)
+        run = run_sync(["--parallel", "RegionA", "RegionB", "other:RegionC"], config, workdir)
+        cpu["par_stream"].append((run.cpu, servers_cpu(cloud) - before))
+        times["par_stream"].append(run.wall)
+        rss.append(run.max_rss_mib)
+        clear_copies(cloud, targets)
         print(
             f"round {round_number}: plain {times['plain'][-1]:.2f}s, file "
             f"{times['file'][-1]:.2f}s, stream {times['stream'][-1]:.2f}s, one region "
-            f"{times['one'][-1]:.2f}s, three in parallel {times['par'][-1]:.2f}s",
+            f"{times['one'][-1]:.2f}s, three in parallel {times['par'][-1]:.2f}s; streamed: "
+            f"one {times['one_stream'][-1]:.2f}s, three {times['par_stream'][-1]:.2f}s",
             flush=True,
         )
     small_rss = small_image_rss(cloud, workdir, config)
@@ -243,10 +258,17 @@ def benchmark(cloud: TestCloud, workdir: Path, size: int, repeat: int) -> dict[s
         # (sync.py CPU seconds, servers' CPU seconds) of each round
         "cpu_one_region": cpu["one"],
         "cpu_three_regions": cpu["par"],
+        "one_region_streamed_s": median(times["one_stream"]),
+        "three_regions_parallel_streamed_s": median(times["par_stream"]),
+        "cpu_one_region_streamed": cpu["one_stream"],
+        "cpu_three_regions_streamed": cpu["par_stream"],
     }
     result["file_vs_plain"] = result["file_MBps"] / plain
     result["stream_vs_plain"] = result["stream_MBps"] / plain
     result["parallel_vs_one"] = result["three_regions_parallel_s"] / result["one_region_s"]
+    result["parallel_vs_one_streamed"] = (
+        result["three_regions_parallel_streamed_s"] / result["one_region_streamed_s"]
+    )
     return result
 
 
@@ -265,7 +287,12 @@ def small_image_rss(cloud: TestCloud, workdir: Path, config: Path) -> float:
 
 def report(result: dict[str, Any]) -> None:
     size_mb = result["size_bytes"] / MB
-    for key, label in (("cpu_one_region", "one region"), ("cpu_three_regions", "three regions")):
+    for key, label in (
+        ("cpu_one_region", "one region"),
+        ("cpu_three_regions", "three regions"),
+        ("cpu_one_region_streamed", "one region, streamed"),
+        ("cpu_three_regions_streamed", "three regions, streamed"),
+    ):
         client, servers = (median([pair[i] for pair in result[key]]) for i in (0, 1))
         print(f"CPU seconds, {label}: sync.py {client:.2f}, Keystone+Glance servers {servers:.2f}")
     print(f"\nImage of {size_mb:.0f} MB, median of {result['repeat']} rounds:")
@@ -280,6 +307,11 @@ def report(result: dict[str, Any]) -> None:
     print(
         f"  three regions, --parallel      {result['three_regions_parallel_s']:7.2f} s "
         f"({result['parallel_vs_one']:.2f}x one region)"
+    )
+    print(
+        f"  streamed: one region {result['one_region_streamed_s']:.2f} s, three regions "
+        f"--parallel {result['three_regions_parallel_streamed_s']:.2f} s "
+        f"({result['parallel_vs_one_streamed']:.2f}x)"
     )
     print(
         f"  peak RSS of sync.py            {result['peak_rss_MiB']:7.1f} MiB "
