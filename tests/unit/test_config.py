@@ -231,4 +231,6 @@ def test_option_reference_in_the_docs_is_the_generated_one():
     from fiwareglancesync.config import options_table
 
     doc = Path(__file__).parents[2] / "doc" / "options.inc"
-    assert doc.read_text() == options_table() + "\n", "run: python -m fiwareglancesync.config --rst > doc/options.inc"
+    assert doc.read_text() == options_table() + "\n", (
+        "run: python -m fiwareglancesync.config --rst > doc/options.inc"
+    )
