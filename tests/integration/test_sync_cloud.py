@@ -119,6 +119,34 @@ def test_every_status_then_a_sync_that_converges(sync):
     assert sync.unfinished(("RegionA", "RegionB")) == []
 
 
+def snapshot(sync: CloudSync) -> list[tuple]:
+    """Everything a sync could change, in every region."""
+    return sorted(
+        (
+            region,
+            image["id"],
+            image.get("name"),
+            image["status"],
+            image.get("checksum"),
+            image["visibility"],
+            tuple(sorted((k, str(v)) for k, v in image.items())),
+        )
+        for region in ("Master", "RegionA", "RegionB", "RegionC")
+        for image in sync.images(region)
+    )
+
+
+def test_a_dry_run_says_what_it_would_do_and_changes_nothing(sync):
+    seed_every_status(sync)
+    before = snapshot(sync)
+    run = sync.run("--dry-run", "RegionA", "RegionB", "other:RegionC")
+    assert run.status == 0, run.out
+    assert "INFO:RegionA: Pending: st-upload (0 MB)" in run.lines
+    assert "INFO:RegionA: Image pending to update the metadata st-meta" in run.lines
+    assert "INFO:RegionB: Pending: st-ami (0 MB)" in run.lines
+    assert snapshot(sync) == before
+
+
 def test_obsolete_images_are_renamed_with_their_sync_properties(sync):
     data = payload("obsolete")
     sync.add_image("Master", "ob-img_obsolete", data, sdc_aware="true", type="base")
