@@ -84,12 +84,12 @@ def test_ctrl_c_during_an_upload_leaves_no_image_behind(sync):
 
 def test_a_listing_that_hangs_is_cut_at_list_images_timeout(sync):
     sync.add_image("Master", "hang-img", payload("hang"))
-    sync.write_config(master={"list_images_timeout": "2"})
+    sync.write_config(master={"list_images_timeout": "4"})
     with sync.cloud.glance_hanging("RegionB"):
         run = sync.run("RegionA", "RegionB")
     assert run.status == 1
     assert error_lines(run.out) == [
-        "ERROR:RegionB: listing the images took longer than list_images_timeout (2 s)"
+        "ERROR:RegionB: listing the images took longer than list_images_timeout (4 s)"
     ]
     assert sync.one("RegionA", "hang-img")["status"] == "active"
 
