@@ -270,7 +270,8 @@ class GlanceFacade(Facade):
         for record in records:
             hashes = strong_hash(record)
             if hashes and record.get("checksum"):
-                _strong_hashes[record["checksum"]] = hashes
+                # The master is listed first in a run; a region never overrides it.
+                _strong_hashes.setdefault(record["checksum"], hashes)
             if is_visible_to(record, project_id):
                 images.append(image_from_record(record, region))
         logger.debug("%s: %d images listed", region, len(images))
