@@ -44,9 +44,6 @@ class SyncRun:
     def lines(self) -> list[str]:
         return self.out.splitlines()
 
-    def rows(self) -> list[str]:
-        return [line for line in self.lines if line and ":" not in line.split(",")[0]]
-
 
 class CloudSync:
     """A GlanceSync installation pointed at the test cloud, in a temporary directory."""
@@ -200,14 +197,6 @@ def facade_factory_with(upload_hook: Any) -> Any:
             return super().upload(region, image, upload_hook(self, region, image, data))
 
     return lambda environ: HookedFacade
-
-
-def every_region() -> tuple[str, ...]:
-    return (MASTER_REGION, "RegionA", "RegionB", "RegionC")
-
-
-def listed_names(images: list[dict[str, Any]]) -> list[str]:
-    return sorted(image.get("name") or "" for image in images)
 
 
 def environment_without_openstack() -> dict[str, str]:
