@@ -322,16 +322,7 @@ class _Planner:
                 *self._content(master, regional, False), self.region_name, master, regional
             )
         self._visiting.add(master.id)
-        status, message = self._decide(master, regional)
-        if (
-            regional is not None
-            and regional.owner
-            and not same_owner(regional.owner, self.project_id)
-        ):
-            status, message = self._leave_foreign_alone(master, regional, status, message)
-        result = self._finals[master.id] = ImageStatus(
-            status, self.region_name, master, regional, message
-        )
+        result = self._record(master, regional, *self._decide(master, regional))
         self._visiting.discard(master.id)
         return result
 
@@ -340,6 +331,12 @@ class _Planner:
         status, message = self._content(master, regional, True)
         if status == OK and self._metadata_differs(master, regional):
             status = PENDING_METADATA
+        return self._record(master, regional, status, message)
+
+    def _record(
+        self, master: Image, regional: Image | None, status: str, message: str | None
+    ) -> ImageStatus:
+        """Protect other projects' images, then remember the image's final status."""
         if (
             regional is not None
             and regional.owner

@@ -10,7 +10,6 @@ into JSON-patch operations, removals included).
 from __future__ import annotations
 
 import abc
-import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -59,26 +58,13 @@ class ChecksumMismatch(Exception):
     """The data read did not have the checksum of the master image."""
 
 
-def verified_chunks(data: ImageData) -> Iterator[bytes]:
-    """Yield the data, raising before the last byte leaves if the MD5 is not the master's.
-
-    Raising inside the generator aborts the transfer, so a wrong file never becomes an
-    active image.
-    """
-    digest = hashlib.md5(usedforsecurity=False)
-    pending: bytes | None = None
-    for block in data.chunks():
-        digest.update(block)
-        if pending is not None:
-            yield pending
-        pending = block
-    if data.checksum and digest.hexdigest() != data.checksum:
+def check_checksum(data: ImageData, hexdigest: str) -> None:
+    """Raise :class:`ChecksumMismatch` when the bytes read are not the master image's."""
+    if data.checksum and hexdigest != data.checksum:
         raise ChecksumMismatch(
-            f"the data from {data.source} has checksum {digest.hexdigest()}, "
+            f"the data from {data.source} has checksum {hexdigest}, "
             f"the master image has {data.checksum}"
         )
-    if pending is not None:
-        yield pending
 
 
 class Facade(abc.ABC):

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from fiwareglancesync.facades.base import ChecksumMismatch, ImageData
+from fiwareglancesync.facades.base import ChecksumMismatch, ImageData, check_checksum
 
 # Chunks hashed ahead of the one being sent; bounds the memory the pipeline holds.
 HASH_AHEAD = 2
@@ -137,7 +137,7 @@ def _is_terminal(stream: TextIO) -> bool:
 
 
 def verified_chunks_pipelined(data: ImageData) -> Iterator[bytes]:
-    """Like :func:`base.verified_chunks`, but the MD5 runs beside the upload.
+    """Yield the data, raising before the last chunk leaves if its MD5 is not the master's.
 
     Hashing in the sending thread makes every chunk wait for its hash before it goes
     out, which costs a quarter of the throughput at 160 MB/s. hashlib releases the GIL
@@ -159,11 +159,7 @@ def verified_chunks_pipelined(data: ImageData) -> Iterator[bytes]:
             pending = block
         while in_flight:
             in_flight.popleft().result()
-    if data.checksum and digest.hexdigest() != data.checksum:
-        raise ChecksumMismatch(
-            f"the data from {data.source} has checksum {digest.hexdigest()}, "
-            f"the master image has {data.checksum}"
-        )
+    check_checksum(data, digest.hexdigest())
     if pending is not None:
         yield pending
 
