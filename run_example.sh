@@ -10,9 +10,11 @@ fi
 export GLANCESYNC_CONFIG="$PWD/examples/glancesync.conf"
 eval "$(.venv/bin/python -m fiwareglancesync.mock --random examples/scenario)"
 echo "== mock store: $GLANCESYNC_MOCKPERSISTENT_PATH"
-echo "== ./sync.py --show-status (before)"
-.venv/bin/python sync.py --show-status
-echo "== ./sync.py"
-.venv/bin/python sync.py
-echo "== ./sync.py --show-status (after)"
-.venv/bin/python sync.py --show-status
+# Both targets: every region of the master target, and every region of "other".
+REGIONS="master: other:"
+echo "== ./sync.py --show-status $REGIONS (before)"
+.venv/bin/python sync.py --show-status $REGIONS
+echo "== ./sync.py $REGIONS"
+.venv/bin/python sync.py $REGIONS
+echo "== ./sync.py --show-status $REGIONS (after)"
+.venv/bin/python sync.py --show-status $REGIONS
