@@ -195,6 +195,28 @@ def _fresh_log_dir() -> Path:
     raise GlanceSyncError("cannot create a fresh sync_<date> log directory")
 
 
+def _outcome(future: concurrent.futures.Future, region: str) -> RegionOutcome:
+    try:
+        return future.result()
+    except Exception as error:  # noqa: BLE001 - a child that died
+        logger.error("%s: the child process failed: %s", region, error)
+        return RegionOutcome(region, False, [])
+
+
+def _stop_children(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """On Ctrl-C or SIGTERM: start no more regions and stop the running ones.
+
+    A child receives SIGTERM, which interrupts it like Ctrl-C, so an upload in flight
+    deletes its half-made image before the child ends.
+    """
+    # The executor forgets its processes on shutdown: take them first.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 def run_parallel(
     engine: GlanceSync,
     regions: list[str],
@@ -221,15 +243,14 @@ def run_parallel(
             ): region
             for region in regions
         }
-        for future in concurrent.futures.as_completed(futures):
-            region = futures[future]
-            try:
-                outcome = future.result()
-            except Exception as error:  # noqa: BLE001 - a child that died
-                logger.error("%s: the child process failed: %s", region, error)
-                outcome = RegionOutcome(region, False, [])
-            outcomes[region] = outcome
-            _finished(outcome)
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                outcome = _outcome(future, futures[future])
+                outcomes[outcome.region] = outcome
+                _finished(outcome)
+        except KeyboardInterrupt:
+            _stop_children(pool)
+            raise
     logger.info("All is done.")
     return [outcomes[region] for region in regions]
 
@@ -337,6 +358,11 @@ def main(
     except KeyboardInterrupt:
         print("Interrupted.", file=err)
         return ExitStatus.INTERRUPTED
+    except Exception as error:  # noqa: BLE001 - a bug: one line, the traceback on --debug
+        print(f"ERROR: unexpected error: {type(error).__name__}: {error}", file=err)
+        if args.debug:
+            traceback.print_exception(error, file=err)
+        return ExitStatus.REGION_FAILED
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)

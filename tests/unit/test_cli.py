@@ -302,3 +302,70 @@ def test_a_malformed_row_in_the_store_fails_that_region_only(environ, store):
     assert status == ExitStatus.REGION_FAILED
     assert "size is not a number" in out and "Traceback" not in out
     assert "INFO:Region Leon has finished" in out
+
+
+SLOW_PARALLEL_RUN = """
+import sys, time
+from fiwareglancesync.cli import main
+from fiwareglancesync.facades.mock import MockFacade, MockStore
+
+class Slow(MockFacade):
+    def list_images(self, region):
+        if region != "Valladolid":
+            time.sleep(120)
+        return super().list_images(region)
+
+store = MockStore(sys.argv[1])
+sys.exit(main(["--parallel", "Leon", "Burgos", "--config", "main.max_children=2"],
+              facade_factory=lambda env: lambda target: Slow(store, target)))
+"""
+
+
+def test_sigterm_stops_a_parallel_run_and_its_children(environ, store, tmp_path):
+    import signal
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_PARALLEL_RUN, str(store)],
+        env=dict(os.environ, **environ, PYTHONPATH=str(ROOT)),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        [log_dir] = _wait_for(
+            lambda: list(tmp_path.glob("sync_2*/*.txt")) and list(tmp_path.glob("sync_2*"))
+        )
+        _wait_for(lambda: "INFO:======" in "".join(p.read_text() for p in log_dir.iterdir()))
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == ExitStatus.INTERRUPTED
+    assert "Interrupted." in err
+    leftovers = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True)
+    assert leftovers.stdout == ""
+
+
+def _wait_for(probe, attempts=600):
+    import time
+
+    for _ in range(attempts):
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("the condition never came true")
+
+
+def test_a_bug_outside_any_region_is_one_line_and_a_traceback_only_with_debug(environ):
+    def broken_factory(env):
+        raise AttributeError("facade factory bug")
+
+    status, _, err = run(["--show-status"], environ, facade_factory=broken_factory)
+    assert status == ExitStatus.REGION_FAILED
+    assert err.strip() == "ERROR: unexpected error: AttributeError: facade factory bug"
+    status, _, err = run(["--debug", "--show-status"], environ, facade_factory=broken_factory)
+    assert "Traceback" in err
