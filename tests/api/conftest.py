@@ -8,6 +8,7 @@ the shipped migrations. Tokens are checked by a ``StaticVerifier`` (see ``api_su
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,3 +90,16 @@ def app(settings: Settings, verifier: StaticVerifier, engines: EngineSwitch) -> 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Code under test configures the root logger; put it back for the other tests."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:] = handlers
+    root.setLevel(level)

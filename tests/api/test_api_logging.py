@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import logging.handlers
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,16 +18,7 @@ from fiwareglancesync.app.settings import Settings, SettingsError
 SECRET_TOKEN = "gAAAAABsecretTokenValue0123456789abcdefghij"
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            handler.close()
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def test_default_is_a_rotating_file_with_three_backups(
