@@ -142,7 +142,7 @@ def verified_chunks_pipelined(data: ImageData) -> Iterator[bytes]:
     Hashing in the sending thread makes every chunk wait for its hash before it goes
     out, which costs a quarter of the throughput at 160 MB/s. hashlib releases the GIL
     on large buffers, so a helper thread hashes while the socket sends; at most
-    ``HASH_AHEAD`` chunks are in flight. As before, the last chunk is held back until
+    ``HASH_AHEAD`` chunks are in flight. The last chunk is held back until
     the digest is known, so wrong data never completes an upload.
     """
     digest = hashlib.md5(usedforsecurity=False)
