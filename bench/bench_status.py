@@ -11,7 +11,6 @@ plus planning; median of three runs) and reads its CPU time and peak RSS. Figure
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import os
 import subprocess
@@ -19,6 +18,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from fiwareglancesync.image import Image, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -28,57 +29,47 @@ def checksum(text: str) -> str:
     return hashlib.md5(text.encode()).hexdigest()
 
 
+def _image(
+    region: str, name: str, image_id: str, size: int, digest: str, properties: dict
+) -> Image:
+    return Image(name, image_id, region, "active", size, digest, "tenant1id", True, properties)
+
+
+def _write(path: Path, images: list[Image]) -> int:
+    with open(path, "w", newline="") as out:
+        write_csv(out, images)
+    return len(images)
+
+
 def write_scenario(folder: Path, images: int, regions: int) -> int:
     """Write the backups; return the number of rows written."""
-    rows = 0
-    master = []
-    for n in range(images):
-        properties = {"type": "baseimages" if n % 3 else "ngimages", "nid": n}
-        master.append(
-            [f"img{n:06d}", f"m{n}", 1048576 * (1 + n % 500), checksum(f"c{n}"), properties]
+    master = [
+        _image(
+            "Master",
+            f"img{n:06d}",
+            f"m{n}",
+            1048576 * (1 + n % 500),
+            checksum(f"c{n}"),
+            {"type": "baseimages" if n % 3 else "ngimages", "nid": n},
         )
-    with open(folder / "backup_Master.csv", "w", newline="") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        for name, image_id, size, digest, properties in master:
-            writer.writerow(
-                [
-                    "Master",
-                    name,
-                    image_id,
-                    "active",
-                    size,
-                    digest,
-                    "tenant1id",
-                    True,
-                    repr(properties),
-                ]
-            )
-            rows += 1
+        for n in range(images)
+    ]
+    rows = _write(folder / "backup_Master.csv", master)
     for r in range(regions):
         region = f"Region{r:02d}"
-        with open(folder / f"backup_{region}.csv", "w", newline="") as out:
-            writer = csv.writer(out, lineterminator="\n")
-            for n, (name, _, size, digest, properties) in enumerate(master):
-                if (n + r) % 10 == 0:
-                    continue  # 10% missing: pending_upload
-                if (n + r) % 37 == 0:
-                    digest = checksum(f"old{n}")  # replaced by 'any'
-                if (n + r) % 53 == 0:
-                    properties = {**properties, "nid": -1}  # pending_metadata
-                writer.writerow(
-                    [
-                        region,
-                        name,
-                        f"{region}-{n}",
-                        "active",
-                        size,
-                        digest,
-                        "tenant1id",
-                        True,
-                        repr(properties),
-                    ]
-                )
-                rows += 1
+        copies = []
+        for n, original in enumerate(master):
+            if (n + r) % 10 == 0:
+                continue  # 10% missing: pending_upload
+            digest, properties = original.checksum or "", original.user_properties
+            if (n + r) % 37 == 0:
+                digest = checksum(f"old{n}")  # replaced by 'any'
+            if (n + r) % 53 == 0:
+                properties = {**properties, "nid": -1}  # pending_metadata
+            copies.append(
+                _image(region, original.name, f"{region}-{n}", original.size, digest, properties)
+            )
+        rows += _write(folder / f"backup_{region}.csv", copies)
     return rows
 
 
