@@ -171,12 +171,15 @@ class _Region:
             name, owner = image.name, image.owner
             if not name:
                 continue
-            if only_ours and owner and owner != project_id and not same_owner(owner, project_id):
+            if owner and owner != project_id and not same_owner(owner, project_id):
+                # Logged whatever the option; only_tenant_images decides what happens next.
                 self._warn_if(
                     name in master_by_name,
                     f"{region}: image {name} (UUID {image.id}) is owned by other tenant: {owner}",
                 )
-            elif image.status != "active":
+                if only_ours:
+                    continue
+            if image.status != "active":
                 self._warn_if(
                     name in master_by_name,
                     f"{region}: state of image {name} with UUID {image.id}  is not active: {image.status}",
@@ -336,13 +339,7 @@ class _Planner:
     def _record(
         self, master: Image, regional: Image | None, status: str, message: str | None
     ) -> ImageStatus:
-        """Protect other projects' images, then remember the image's final status."""
-        if (
-            regional is not None
-            and regional.owner
-            and not same_owner(regional.owner, self.project_id)
-        ):
-            status, message = self._leave_foreign_alone(master, regional, status, message)
+        """Remember the image's final status."""
         result = self._finals[master.id] = ImageStatus(
             status, self.region_name, master, regional, message
         )
@@ -368,36 +365,6 @@ class _Planner:
         if self._metadata_differs(master, regional):
             return PENDING_METADATA, None
         return OK, None
-
-    def _leave_foreign_alone(
-        self, master: Image, regional: Image, status: str, message: str | None
-    ) -> tuple[str, str | None]:
-        """Another project's image (only_tenant_images = false) counts, but is never changed.
-
-        Its metadata is left as it is (``ok``), and a different content needs a person
-        (``error_checksum``) whatever replace/rename say: deleting or renaming another
-        project's image is not GlanceSync's call.
-        """
-        if status in (PENDING_METADATA, PENDING_AMI):
-            status, message = (
-                OK,
-                f"owned by project {regional.owner}: its metadata is left as it is",
-            )
-        elif status in (PENDING_REPLACE, PENDING_RENAME):
-            status, message = (
-                ERROR_CHECKSUM,
-                f"owned by project {regional.owner}: not replaced; {message}",
-            )
-        else:
-            return status, message
-        self.notices.append(
-            (
-                logging.WARNING,
-                f"{self.region_name}: image {master.name} (UUID {regional.id}) is owned by "
-                f"other tenant: {regional.owner}; it is left as it is",
-            )
-        )
-        return status, message
 
     def _missing_dependency(self, master: Image) -> str | None:
         for prop, dependency_id in ami_dependencies(master):
@@ -456,13 +423,19 @@ class _Planner:
             updates.extend(self._obsolete_updates_of(master, base))
         return updates
 
+    def _may_change(self, regional: Image) -> bool:
+        """Own images always; other projects' only when only_tenant_images is false."""
+        if not self.target.only_tenant_images:
+            return True
+        return not regional.owner or same_owner(regional.owner, self.project_id)
+
     def _obsolete_updates_of(self, master: Image, base: str) -> Iterable[ObsoleteUpdate]:
         for regional in self.regional_images:
             if (
                 regional.name in (base, master.name)
                 and regional.status == "active"
                 and regional.checksum == master.checksum
-                and (not regional.owner or same_owner(regional.owner, self.project_id))
+                and self._may_change(regional)
             ):
                 desired = obsolete_image(regional, master, self.target.obsolete_syncprops)
                 if desired != regional:

@@ -189,6 +189,23 @@ def test_only_tenant_images_ignores_other_projects_with_a_warning():
     assert statuses(master, regional, target(only_tenant_images=False)) == {"a": OK}
 
 
+def test_with_only_tenant_images_false_another_projects_copy_is_the_regional_copy():
+    master = [image("a", user_properties={"nid": "1"}), image("b", checksum=checksum("new"))]
+    regional = [
+        image("a", "ra", owner="other", user_properties={"nid": "old"}),
+        image("b", "rb", owner="other", checksum=checksum("old")),
+    ]
+    opted_in = target(only_tenant_images=False, replace=frozenset({"any"}))
+    plan = plan_region("R", master, regional, opted_in, PROJECT)
+    assert {s.name: s.status for s in plan.statuses} == {
+        "a": PENDING_METADATA,
+        "b": PENDING_REPLACE,
+    }
+    warning = "R: image a (UUID ra) is owned by other tenant: other"
+    assert warning in messages(plan)
+    assert warning in messages(plan_region("R", master, regional, target(), PROJECT))
+
+
 def test_regional_owner_comparison_ignores_leading_zeros():
     master = [image("a")]
     assert statuses(master, [image("a", owner="0042")], project="42") == {"a": OK}
@@ -337,17 +354,19 @@ def test_already_obsolete_regional_image_is_kept_in_step_or_left_alone():
 
 def test_obsolete_never_touches_other_owners_or_other_content_or_disabled_targets():
     foreign = [image("deb", "rd", checksum=checksum("deb"), owner="other")]
-    assert (
-        plan_region(
-            "R", obsolete_master(), foreign, target(only_tenant_images=False), PROJECT
-        ).obsolete_updates
-        == []
-    )
+    assert plan_region("R", obsolete_master(), foreign, target(), PROJECT).obsolete_updates == []
     different = [image("deb", "rd", checksum=checksum("other"))]
     assert plan_region("R", obsolete_master(), different, target(), PROJECT).obsolete_updates == []
     same = [image("deb", "rd", checksum=checksum("deb"))]
     disabled = target(support_obsolete_images=False)
     assert plan_region("R", obsolete_master(), same, disabled, PROJECT).obsolete_updates == []
+
+
+def test_obsolete_applies_to_other_owners_when_only_tenant_images_is_false():
+    foreign = [image("deb", "rd", checksum=checksum("deb"), owner="other")]
+    opted_in = target(only_tenant_images=False)
+    updates = plan_region("R", obsolete_master(), foreign, opted_in, PROJECT).obsolete_updates
+    assert [(u.current.id, u.desired.name) for u in updates] == [("rd", "deb_obsolete")]
 
 
 def test_obsolete_is_ignored_when_the_plain_name_is_synchronisable():
