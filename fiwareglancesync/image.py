@@ -14,7 +14,9 @@ import dataclasses
 import gc
 import io
 import json
+import math
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -112,20 +114,67 @@ def _to_json_token(match: re.Match[str]) -> str:
     return '"' + token[1:-1] + '"'
 
 
+# Property values a backup can hold: what Glance stores (strings), what backups of Glance
+# v1 held (numbers, booleans, None), and lists and dicts of those. Anything else (a set,
+# bytes, a complex or non-finite number) could not be written back as it was read.
+_SCALARS = (str, bool, int, float, type(None))
+# A number literal that may overflow to infinity: an exponent of three digits or more, or a
+# mantissa longer than any finite float. Only cells with one are checked value by value.
+_HUGE_NUMBER = re.compile(r"[0-9][eE]\+?[0-9]{3}|[0-9]{300}")
+
+
+def _check_value(key: Any, value: Any) -> None:
+    if not isinstance(key, str):
+        _check_key(key)
+    if isinstance(value, list | tuple):
+        for item in value:
+            _check_value(key, item)
+        return
+    if isinstance(value, dict):
+        for inner_key, item in value.items():
+            _check_value(inner_key, item)
+        return
+    if isinstance(value, complex):
+        raise CsvFormatError(f"user_properties[{key!r:.40}] is a complex number")
+    if not isinstance(value, _SCALARS):
+        raise CsvFormatError(
+            f"user_properties[{key!r:.40}] is a {type(value).__name__}: only strings, "
+            "numbers, booleans, None, lists and dicts can be stored"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CsvFormatError(f"user_properties[{key!r:.40}] is not a finite number ({value})")
+
+
+def _check_key(key: Any) -> None:
+    if isinstance(key, complex) or not isinstance(key, _SCALARS):
+        raise CsvFormatError(f"user_properties has a key that is not a plain value: {key!r:.40}")
+    if isinstance(key, float) and not math.isfinite(key):
+        raise CsvFormatError(f"user_properties has a key that is not a finite number ({key})")
+
+
+def check_properties(properties: dict[Any, Any]) -> dict[str, Any]:
+    """Refuse what a backup could never have written: the loader takes only that."""
+    for key, value in properties.items():
+        if value.__class__ is not str or key.__class__ is not str:
+            _check_value(key, value)
+    return properties
+
+
 def parse_properties(text: str) -> dict[str, Any]:
     """Read the ``user_properties`` cell: the literal of a dict, never code."""
     text = text.strip()
     if not text:
         return {}
     if _FLAT_DICT.fullmatch(text):
-        return _JSON.decode(_TOKEN.sub(_to_json_token, text))
+        value = _JSON.decode(_TOKEN.sub(_to_json_token, text))
+        return check_properties(value) if _HUGE_NUMBER.search(text) else value
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         raise CsvFormatError(f"user_properties is not a dict literal: {text[:60]!r}") from None
     if not isinstance(value, dict):
         raise CsvFormatError(f"user_properties is not a dict literal: {text[:60]!r}")
-    return value
+    return check_properties(value)
 
 
 _TRUE_WORDS = {"true", "1", "yes"}
@@ -147,7 +196,7 @@ def _parse_size(text: str) -> int:
         return 0
     try:
         size = int(float(text)) if "." in text else int(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise CsvFormatError(f"size is not a number: {text[:20]!r}") from None
     if size < 0:
         raise CsvFormatError(f"size is negative: {text[:20]!r}")
@@ -193,17 +242,47 @@ def _parse_property_column(cells: list[str]) -> list[dict[str, Any]] | None:
         for part in parts[::2]
     ]
     values = _JSON.decode('"'.join(parts))
-    return values if len(values) == len(cells) else None
+    if len(values) != len(cells):
+        return None
+    if _HUGE_NUMBER.search(joined):
+        for value in values:
+            check_properties(value)
+    return values
 
 
-def _rows_with_lines(text: str) -> Iterable[tuple[int, list[str]]]:
+def _rows_with_lines(text: str, source: str) -> Iterator[tuple[int, list[str]]]:
+    """Non-blank rows with their line numbers; the header line, if any, is skipped.
+
+    Fields of any size are read: the writer puts no limit on them either.
+    """
+    csv.field_size_limit(sys.maxsize)
     reader = csv.reader(io.StringIO(text))
-    for row in reader:
+    first = True
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise CsvFormatError(f"{source}, line {reader.line_num}: {error}") from None
+        if _is_blank(row):
+            continue
+        if first and is_header(row):
+            first = False
+            continue
+        first = False
         yield reader.line_num, row
 
 
 def _is_blank(row: list[str]) -> bool:
     return not row or (len(row) == 1 and not row[0].strip())
+
+
+def is_header(row: list[str]) -> bool:
+    """The line ``region,name,id,...`` that the documentation shows above backup rows."""
+    return len(row) == len(CSV_FIELDS) and all(
+        cell.strip().lower() == name for cell, name in zip(row, CSV_FIELDS, strict=True)
+    )
 
 
 @contextlib.contextmanager
@@ -229,19 +308,21 @@ def read_csv(stream: TextIO, source: str = "<csv>") -> list[Image]:
 
 
 def _read_csv(text: str, source: str) -> list[Image]:
-    rows = [row for row in csv.reader(io.StringIO(text)) if not _is_blank(row)]
+    numbered = list(_rows_with_lines(text, source))
+    rows = [row for _, row in numbered]
     column = None
     if all(len(row) == len(CSV_FIELDS) for row in rows):
-        column = _parse_property_column([row[-1] for row in rows])
+        try:
+            column = _parse_property_column([row[-1] for row in rows])
+        except (CsvFormatError, ValueError):
+            column = None  # read again below, slowly, to name the line
     if column is not None:
         try:
             return [_build(row, properties) for row, properties in zip(rows, column, strict=True)]
         except CsvFormatError:
             pass  # read again below, slowly, to name the line
     images = []
-    for line, row in _rows_with_lines(text):
-        if _is_blank(row):
-            continue
+    for line, row in numbered:
         try:
             images.append(image_from_row(row))
         except CsvFormatError as error:
