@@ -44,7 +44,6 @@ from fiwareglancesync.facades.glance_model import (
     JSON_PATCH,
     create_request,
     image_from_record,
-    is_visible_to,
     metadata_patch,
     strong_hash,
     verification_problems,
@@ -197,6 +196,10 @@ class GlanceFacade(Facade):
     def regions(self) -> list[str]:
         return sorted(self._image_endpoints())
 
+    def lock_key(self, region: str) -> str | None:
+        # The same Glance whatever the user: one Keystone URL and region name.
+        return f"glance {self.target.credential.auth_url.rstrip('/')} {region}"
+
     def project_id(self) -> str:
         if self._project_id is None:
             project_id = self._access().project_id
@@ -258,7 +261,9 @@ class GlanceFacade(Facade):
         return list(records.values())
 
     def list_images(self, region: str) -> list[Image]:
-        project_id = self.project_id()
+        """Every image the token may list: with an admin token, other projects' private
+        ones too. The planner's owner rules decide what counts, and a backup keeps them."""
+        self.project_id()  # a token (and its catalog) first: its failure names Keystone
         client = self._client(region, listing=True)
         what = "listing the images"
         records = _call_with_deadline(
@@ -272,8 +277,7 @@ class GlanceFacade(Facade):
             if hashes and record.get("checksum"):
                 # The master is listed first in a run; a region never overrides it.
                 _strong_hashes.setdefault(record["checksum"], hashes)
-            if is_visible_to(record, project_id):
-                images.append(image_from_record(record, region))
+            images.append(image_from_record(record, region))
         logger.debug("%s: %d images listed", region, len(images))
         return images
 

@@ -87,12 +87,6 @@ def strong_hash(record: Mapping[str, Any]) -> tuple[str, str] | None:
     return (algo, value) if algo and value else None
 
 
-def is_visible_to(record: Mapping[str, Any], project_id: str) -> bool:
-    """Own images and public ones; an admin token also lists other projects' private ones."""
-    owner = (record.get("owner") or "").lstrip("0")
-    return record.get("visibility") == PUBLIC or not owner or owner == project_id.lstrip("0")
-
-
 def as_property_value(value: Any) -> str:
     """Glance accepts only strings as property values."""
     return value if isinstance(value, str) else str(value)

@@ -1,9 +1,13 @@
 """The mock facade: regions replayed from backup CSVs instead of real servers.
 
-The store keeps one ``backup_<fullname>.csv`` per region, in the backup format, so a
-store directory is itself a scenario that can be copied, inspected or replayed. Every
-change rewrites that region's file atomically (temporary file, fsync, rename) under an
-exclusive lock, so ``--parallel`` children and killed processes never leave it torn.
+The store keeps one ``backup_<fullname>.csv`` per region, in the backup format, and the
+``project_ids.json`` of the backup it was loaded from, so a store directory is itself a
+scenario that can be copied, inspected or replayed. Every change rewrites that region's
+file atomically (temporary file, fsync, rename) under an exclusive lock, so
+``--parallel`` children and killed processes never leave it torn.
+
+A listing returns every row of the region, as Glance listing with an admin token returns
+other projects' private images too: the planner's owner rules decide what counts.
 """
 
 from __future__ import annotations
@@ -11,50 +15,76 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
+from fiwareglancesync.backup import (
+    PROJECT_IDS_FILE,
+    BackupFormatError,
+    backup_file_name,
+    project_ids_text,
+    read_project_ids,
+    region_of_file,
+)
 from fiwareglancesync.config import MASTER, TargetConfig
 from fiwareglancesync.errors import FacadeError
 from fiwareglancesync.facades.base import Facade, ImageData
-from fiwareglancesync.image import Image, read_csv, same_owner, write_csv
+from fiwareglancesync.image import CsvFormatError, Image, read_csv, write_csv
 
-BACKUP_PREFIX = "backup_"
-BACKUP_SUFFIX = ".csv"
-_SEQUENCE_ID = re.compile(r"(\d+)\$")
+# The file that says "glancesync-mock made this directory": the loader replaces only a
+# directory holding it (or an empty one), and removes only the files a store holds.
+STORE_MARKER = ".glancesync-mock-store"
+STORE_MARKER_TEXT = (
+    "A GlanceSync mock store, made by glancesync-mock; replaced by it on --confirm.\n"
+)
+
+__all__ = ["STORE_MARKER", "MockFacade", "MockStore", "backup_file_name", "region_of_file"]
 
 
-def backup_file_name(fullname: str) -> str:
-    return f"{BACKUP_PREFIX}{fullname}{BACKUP_SUFFIX}"
-
-
-def region_of_file(file_name: str) -> str | None:
-    """The region fullname a backup file stands for (``master:X`` counts as ``X``)."""
-    if not (file_name.startswith(BACKUP_PREFIX) and file_name.endswith(BACKUP_SUFFIX)):
-        return None
-    name = file_name[len(BACKUP_PREFIX) : -len(BACKUP_SUFFIX)]
-    if name.startswith(MASTER + ":"):
-        name = name[len(MASTER) + 1 :]
-    return name or None
+def _store_error(action: str, path: Path | None, error: OSError) -> FacadeError:
+    reason = (error.strerror or str(error)).lower()
+    return FacadeError(f"cannot {action} the mock store {path}: {reason}")
 
 
 class MockStore:
     """Images per region fullname: in memory, or persisted in a directory."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        project_ids: dict[str, str] | None = None,
+    ):
         self.path = Path(path).absolute() if path is not None else None
         self._memory: dict[str, list[Image]] = {}
+        self._memory_project_ids = dict(project_ids or {})
+
+    def project_ids(self) -> dict[str, str]:
+        """The project id of each target, as recorded by the backup the store came from."""
+        if self.path is None:
+            return dict(self._memory_project_ids)
+        try:
+            return read_project_ids(self.path)
+        except BackupFormatError as error:
+            raise FacadeError(str(error)) from None
+
+    def set_project_ids(self, ids: dict[str, str]) -> None:
+        if self.path is None:
+            self._memory_project_ids = dict(ids)
+            return
+        self._write_file(self.path / PROJECT_IDS_FILE, lambda s: s.write(project_ids_text(ids)))
 
     def region_names(self) -> list[str]:
         if self.path is None:
             return sorted(self._memory)
         if not self.path.is_dir():
             raise FacadeError(f"the mock store {self.path} does not exist")
-        names = (region_of_file(entry.name) for entry in self.path.iterdir())
+        try:
+            names = [region_of_file(entry.name) for entry in self.path.iterdir()]
+        except OSError as error:
+            raise _store_error("read", self.path, error) from None
         return sorted(name for name in names if name)
 
     def _file(self, fullname: str) -> Path:
@@ -72,6 +102,10 @@ class MockStore:
                 images = list(read_csv(stream, str(path)))
         except FileNotFoundError:
             return None
+        except OSError as error:
+            raise _store_error("read", self.path, error) from None
+        except (CsvFormatError, UnicodeDecodeError) as error:
+            raise FacadeError(f"the mock store file {path} cannot be read: {error}") from None
         for image in images:
             image.region = fullname
         return images
@@ -92,19 +126,35 @@ class MockStore:
             self._replace(fullname, lambda stream: shutil.copyfileobj(original, stream))
 
     def _replace(self, fullname: str, fill: Callable[[TextIO], None]) -> None:
-        """Write a temporary file, fsync it, rename it over the region's file."""
+        self._write_file(self._file(fullname), fill)
+
+    def _ensure_directory(self) -> None:
+        """Create the store's directory (and mark it as a store) when it is missing."""
         assert self.path is not None
+        if self.path.is_dir():
+            return
         self.path.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=self.path, prefix=".tmp-", suffix=".csv")
+        (self.path / STORE_MARKER).write_text(STORE_MARKER_TEXT, encoding="utf-8")
+
+    def _write_file(self, destination: Path, fill: Callable[[TextIO], None]) -> None:
+        """Write a temporary file, fsync it, rename it over ``destination``."""
+        assert self.path is not None
+        try:
+            self._ensure_directory()
+            descriptor, temporary = tempfile.mkstemp(dir=self.path, prefix=".tmp-", suffix=".csv")
+        except OSError as error:
+            raise _store_error("write", self.path, error) from None
         try:
             with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as stream:
                 fill(stream)
                 stream.flush()
                 os.fsync(stream.fileno())
-            os.replace(temporary, self._file(fullname))
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
+            os.replace(temporary, destination)
+        except BaseException as error:
+            with contextlib.suppress(OSError):
                 os.unlink(temporary)
+            if isinstance(error, OSError):
+                raise _store_error("write", self.path, error) from None
             raise
 
     @contextlib.contextmanager
@@ -113,8 +163,12 @@ class MockStore:
         if self.path is None:
             yield
             return
-        self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / f".{backup_file_name(fullname)}.lock", "w") as lock:
+        try:
+            self._ensure_directory()
+            lock = open(self.path / f".{backup_file_name(fullname)}.lock", "a")  # noqa: SIM115
+        except OSError as error:
+            raise _store_error("write", self.path, error) from None
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
@@ -123,9 +177,14 @@ class MockStore:
 
 
 def _next_id(images: list[Image], name: str) -> str:
-    used = {int(match.group(1)) for image in images if (match := _SEQUENCE_ID.match(image.id))}
+    """``<n>$<name>`` with the smallest n >= 1 that is not already an id of the region.
+
+    The counter is per name: uploading ``image02`` where ``1$image01`` exists gives
+    ``1$image02``, as the original mock did.
+    """
+    used = {image.id for image in images}
     number = 1
-    while number in used:
+    while f"{number}${name}" in used:
         number += 1
     return f"{number}${name}"
 
@@ -140,6 +199,11 @@ class MockFacade(Facade):
     def _fullname(self, region: str) -> str:
         return region if self.target.name == MASTER else f"{self.target.name}:{region}"
 
+    def lock_key(self, region: str) -> str | None:
+        if self.store.path is None:
+            return None  # an in-memory store belongs to one process
+        return f"mock {self.store.path} {self._fullname(region)}"
+
     def regions(self) -> list[str]:
         prefix = f"{self.target.name}:"
         if self.target.name == MASTER:
@@ -148,7 +212,9 @@ class MockFacade(Facade):
         return [name[len(prefix) :] for name in names if name.startswith(prefix)]
 
     def project_id(self) -> str:
-        return self.target.tenant_id or f"{self.target.credential.project_name}id"
+        """tenant_id, else the id the backup recorded, else ``<project name>id``."""
+        recorded = self.store.project_ids().get(self.target.name)
+        return self.target.tenant_id or recorded or f"{self.target.credential.project_name}id"
 
     def _images(self, region: str) -> list[Image]:
         images = self.store.read(self._fullname(region))
@@ -159,14 +225,8 @@ class MockFacade(Facade):
         return images
 
     def list_images(self, region: str) -> list[Image]:
-        # Like Glance seen through GlanceFacade: own images and public ones only (an
-        # admin token would also show other projects' private images; they are left out).
-        project_id = self.project_id()
-        return [
-            image
-            for image in self._images(region)
-            if image.is_public or not image.owner or same_owner(image.owner, project_id)
-        ]
+        # Every row: the backup holds what the listing returned when it was made.
+        return self._images(region)
 
     def upload(self, region: str, image: Image, data: ImageData | None) -> Image:
         fullname = self._fullname(region)

@@ -16,7 +16,6 @@ from fiwareglancesync.facades.glance import _call_with_deadline
 from fiwareglancesync.facades.glance_model import (
     create_request,
     image_from_record,
-    is_visible_to,
     metadata_patch,
     verification_problems,
 )
@@ -79,21 +78,6 @@ def test_a_record_becomes_an_image_with_only_user_properties():
 @pytest.mark.parametrize("visibility", ["private", "shared", "community"])
 def test_only_public_visibility_counts_as_public(visibility):
     assert not image_from_record(dict(RECORD, visibility=visibility), "R").is_public
-
-
-@pytest.mark.parametrize(
-    ("owner", "visibility", "visible"),
-    [
-        ("42", "private", True),  # ours (leading zeros do not count)
-        ("0042", "shared", True),
-        ("99", "public", True),  # another project's public image
-        ("99", "private", False),  # what an admin token also shows: left out
-        ("99", "community", False),
-        ("", "private", True),
-    ],
-)
-def test_listing_keeps_own_and_public_images(owner, visibility, visible):
-    assert is_visible_to({"owner": owner, "visibility": visibility}, "042") is visible
 
 
 def test_create_request_sends_strings_and_attributes_only():

@@ -42,10 +42,12 @@ def test_loader_as_a_module_with_a_random_store():
 
 def test_non_empty_store_needs_confirm(tmp_path, capsys):
     store = tmp_path / "store"
-    store.mkdir()
-    (store / "backup_Old.csv").write_text("")
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "backup_Old.csv").write_text("")
+    assert main(["--path", str(store), str(old)]) == 0
     assert main(["--path", str(store), str(SCENARIO)]) == 2
-    assert "add --confirm" in capsys.readouterr().err
+    assert capsys.readouterr().err.endswith("is not empty; add --confirm to replace it\n")
     assert MockStore(store).region_names() == ["Old"]
     assert main(["--path", str(store), "--confirm", str(SCENARIO)]) == 0
     assert "Old" not in MockStore(store).region_names()
@@ -107,12 +109,13 @@ def test_targets_see_their_own_regions_and_tenant_ids():
 
 def test_upload_ids_update_and_delete():
     store = MockStore()
-    store.write("t2:R", [Image("old", "2$old")])
+    store.write("t2:R", [Image("old", "2$old"), Image("other", "1$other")])
     facade = MockFacade(store, target("t2", tenant_id="tid"))
     master = image("new", "m1", size=7, status="active", is_public=True)
     first = facade.upload("R", master, None)
     second = facade.upload("R", image("other"), None)
-    assert (first.id, second.id) == ("1$new", "3$other")
+    # The counter is per name: the smallest n for which "<n>$<name>" is not yet an id.
+    assert (first.id, second.id) == ("1$new", "2$other")
     assert (first.owner, first.size, first.checksum, first.is_public) == (
         "tid",
         7,
