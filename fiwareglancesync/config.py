@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import configparser
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,6 +23,10 @@ from fiwareglancesync.errors import ConfigError
 DEFAULT_SEARCH_PATHS = ("/etc/fiware.d/glancesync.conf", "/etc/glancesync.conf")
 MASTER = "master"
 MAIN = "main"
+# Beyond these, a value is a mistake: forking thousands of children hangs the machine,
+# and a timeout of years overflows the clocks it is handed to.
+MAX_CHILDREN = 64
+MAX_SECONDS = 86400.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,9 @@ class Option:
     default: Any
     help: str
     example: str | None = None
+    # Numbers only: the smallest and largest values accepted (both included).
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -60,8 +68,32 @@ OPTIONS: tuple[Option, ...] = (
         MAIN,
         "int",
         1,
-        "How many regions --parallel synchronises at once.",
+        "How many regions --parallel synchronises at once (never more processes than "
+        f"regions; at most {MAX_CHILDREN}).",
         "4",
+        minimum=1,
+        maximum=MAX_CHILDREN,
+    ),
+    Option(
+        "lock_dir",
+        MAIN,
+        "str",
+        None,
+        "Directory of the lock files that keep two runs on this host from synchronising "
+        "the same region at once. Default: glancesync-locks in the system's temporary "
+        "directory, shared by every user.",
+        "/var/lock/glancesync",
+    ),
+    Option(
+        "lock_timeout",
+        MAIN,
+        "float",
+        60,
+        "Seconds a sync waits for a region that another run on this host is "
+        "synchronising, before it skips the region (a warning names the other process; "
+        "the run then exits 1). 0: do not wait. Status modes never wait.",
+        minimum=0,
+        maximum=MAX_SECONDS,
     ),
     Option(
         "images_dir",
@@ -196,6 +228,8 @@ OPTIONS: tuple[Option, ...] = (
         "float",
         30,
         "Seconds allowed to list the images of one region.",
+        minimum=0.001,
+        maximum=MAX_SECONDS,
     ),
     Option(
         "use_keystone_v3",
@@ -259,6 +293,8 @@ class Config:
     preferable_order: tuple[str, ...] = ()
     max_children: int = 1
     images_dir: str = "/var/lib/glance/images"
+    lock_dir: str | None = None
+    lock_timeout: float = 60.0
     source: str | None = None
     warnings: tuple[str, ...] = ()
 
@@ -271,8 +307,27 @@ class Config:
 
 
 def _join_backslash_lines(text: str) -> str:
-    """A trailing backslash joins the next line, and does not stay in the value."""
-    return re.sub(r"\\[ \t]*\r?\n[ \t]*", " ", text)
+    """A trailing backslash joins the next line, and does not stay in the value.
+
+    The lines joined are replaced by empty lines after the joined one, so every line keeps
+    its number for the messages that name one.
+    """
+    result: list[str] = []
+    removed = 0
+    joining = False
+    for line in text.split("\n"):
+        if joining:
+            result[-1] += " " + line.lstrip(" \t")
+            removed += 1
+        else:
+            result.extend([""] * removed)
+            removed = 0
+            result.append(line)
+        joining = bool(re.search(r"\\[ \t]*\r?$", result[-1]))
+        if joining:
+            result[-1] = re.sub(r"\\[ \t]*\r?$", "", result[-1]).rstrip()
+    result.extend([""] * removed)
+    return "\n".join(result)
 
 
 def find_config_file(
@@ -286,7 +341,19 @@ def find_config_file(
 
 
 def _new_parser() -> configparser.ConfigParser:
-    return configparser.ConfigParser(interpolation=None, strict=False)
+    # strict: a section or an option given twice is an error, not a silent last-one-wins.
+    return configparser.ConfigParser(interpolation=None, strict=True)
+
+
+def _syntax_problem(error: configparser.Error, source: str) -> str:
+    if isinstance(error, configparser.DuplicateSectionError):
+        return f"{source}, line {error.lineno}: section [{error.section}] appears twice"
+    if isinstance(error, configparser.DuplicateOptionError):
+        return (
+            f"{source}, line {error.lineno}: option {error.option} appears twice in "
+            f"[{error.section}] (option names are case-insensitive)"
+        )
+    return f"{source}: {' '.join(str(error).split())}"
 
 
 def read_config_text(text: str, source: str) -> configparser.ConfigParser:
@@ -294,8 +361,7 @@ def read_config_text(text: str, source: str) -> configparser.ConfigParser:
     try:
         parser.read_string(_join_backslash_lines(text), source=source)
     except configparser.Error as error:
-        message = " ".join(str(error).split())
-        raise ConfigError([f"{source}: {message}"]) from None
+        raise ConfigError([_syntax_problem(error, source)]) from None
     return parser
 
 
@@ -340,16 +406,24 @@ def parse_list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in re.split(r"[,\n]", text) if item.strip())
 
 
-def _parse_number(kind: str) -> Callable[[str], Any]:
-    convert = int if kind == "int" else float
+def _parse_number(option: Option) -> Callable[[str], Any]:
+    convert = int if option.kind == "int" else float
 
     def parse(text: str) -> Any:
+        word = text.strip()
         try:
-            value = convert(text.strip())
+            value = convert(word)
         except ValueError:
-            raise ValueError(f"{text.strip()!r} is not a number") from None
-        if value <= 0:
-            raise ValueError(f"{text.strip()!r} must be greater than zero")
+            raise ValueError(f"{word!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{word!r} is not a finite number")
+        low, high = option.minimum, option.maximum
+        if low is not None and value < low:
+            raise ValueError(f"{word!r} is too small (the least is {low:g})")
+        if low is None and value <= 0:
+            raise ValueError(f"{word!r} must be greater than zero")
+        if high is not None and value > high:
+            raise ValueError(f"{word!r} is too big (the most is {high:g})")
         return value
 
     return parse
@@ -366,12 +440,16 @@ def _parse_condition(text: str) -> Condition | None:
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "str": lambda text: " ".join(text.split()) or None,
-    "int": _parse_number("int"),
-    "float": _parse_number("float"),
     "bool": parse_bool,
     "list": parse_list,
     "condition": _parse_condition,
 }
+
+
+def _parser_of(option: Option) -> Callable[[str], Any]:
+    if option.kind in ("int", "float"):
+        return _parse_number(option)
+    return _PARSERS[option.kind]
 
 
 class _Reader:
@@ -391,7 +469,7 @@ class _Reader:
         if text is None:
             return option.default
         try:
-            return _PARSERS[option.kind](text)
+            return _parser_of(option)(text)
         except ValueError as error:
             self.problems.append(f"{self.name}.{option_name}: {error}")
             return option.default
@@ -541,6 +619,8 @@ def build_config(
     max_children = main.get("max_children")
     preferable_order = tuple(main.get("preferable_order"))
     images_dir = main.get("images_dir")
+    lock_dir = main.get("lock_dir")
+    lock_timeout = main.get("lock_timeout")
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -549,6 +629,8 @@ def build_config(
         preferable_order=preferable_order,
         max_children=max_children,
         images_dir=images_dir,
+        lock_dir=lock_dir,
+        lock_timeout=lock_timeout,
         source=source,
         warnings=tuple(_unknown_options(parser)),
     )
