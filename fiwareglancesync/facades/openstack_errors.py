@@ -7,7 +7,12 @@ are safe to repeat — the facade never retries a create or a transfer.
 
 from __future__ import annotations
 
+import errno
+import http.client
 import re
+import socket
+import ssl
+from collections.abc import Iterator
 
 import requests
 from glanceclient import exc as glance_exc
@@ -56,10 +61,78 @@ def is_transient(error: BaseException) -> bool:
     return status_of(error) in TRANSIENT_STATUSES
 
 
+MAX_DETAIL = 160  # characters of a server's or library's own text kept in a message
+
+
 def _first_line(text: str) -> str:
     text = re.sub(r"<[^>]+>", " ", text)  # HTML error pages
     lines = [" ".join(line.split()) for line in text.splitlines()]
-    return next((line for line in lines if line), "").strip()
+    line = next((line for line in lines if line), "").strip()
+    return line if len(line) <= MAX_DETAIL else line[: MAX_DETAIL - 3] + "..."
+
+
+def _chain(error: BaseException, limit: int = 12) -> Iterator[BaseException]:
+    """The error and what it wraps: causes, contexts, and exceptions kept in attributes.
+
+    requests and urllib3 keep the socket error in ``args`` or ``reason`` rather than in
+    ``__cause__``, so all of them are followed (breadth first, each error once).
+    """
+    seen: set[int] = set()
+    queue = [error]
+    while queue and len(seen) < limit:
+        current = queue.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        inner = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        inner += [arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException)]
+        queue.extend(item for item in inner if isinstance(item, BaseException))
+
+
+_ERRNO_CAUSES = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+    errno.ETIMEDOUT: "timed out",
+}
+
+
+def _cause_of(error: BaseException) -> str | None:
+    if isinstance(error, ssl.SSLError | ks_exc.SSLError | glance_exc.SSLCertificateError):
+        return "TLS verification failed"
+    if isinstance(error, socket.gaierror):
+        return "host name not found"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, ConnectionResetError | http.client.RemoteDisconnected):
+        return "connection closed by the server"
+    if isinstance(
+        error,
+        TimeoutError | socket.timeout | requests.exceptions.Timeout | ks_exc.ConnectTimeout,
+    ):
+        return "timed out"
+    number = getattr(error, "errno", None)
+    if isinstance(error, OSError) and number in _ERRNO_CAUSES:
+        return _ERRNO_CAUSES[number]
+    text = str(error)
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "host name not found"
+    if "Connection refused" in text:
+        return "connection refused"
+    if "timed out" in text.lower():
+        return "timed out"
+    return None
+
+
+def short_cause(error: BaseException) -> str:
+    """A few words saying why a connection failed ("connection refused", "timed out")."""
+    for link in _chain(error):
+        cause = _cause_of(link)
+        if cause:
+            return cause
+    return _details(error)
 
 
 def _details(error: BaseException) -> str:
@@ -75,7 +148,7 @@ def describe(error: BaseException, what: str) -> str:
     if isinstance(error, ks_exc.SSLError | glance_exc.SSLCertificateError):
         return f"{what}: TLS verification failed ({_details(error)}); check cacert/insecure"
     if isinstance(error, CONNECTION_ERRORS) and status is None:
-        return f"{what}: cannot connect ({_details(error)})"
+        return f"{what}: cannot connect ({short_cause(error)})"
     if status == 401:
         return f"{what}: not authorised (HTTP 401): the token was refused"
     if status == 403:
@@ -102,5 +175,5 @@ def describe_auth(error: BaseException, user: str, auth_url: str, project: str) 
     if isinstance(error, ks_exc.SSLError):
         return f"Keystone {auth_url}: TLS verification failed; check cacert/insecure"
     if isinstance(error, CONNECTION_ERRORS):
-        return f"cannot reach Keystone at {auth_url} ({_details(error)})"
+        return f"cannot reach Keystone at {auth_url} ({short_cause(error)})"
     return describe(error, f"Keystone {auth_url}")
