@@ -12,8 +12,9 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 
 from fiwareglancesync.apply import RegionResult, apply_plan
+from fiwareglancesync.condition import ConditionLimitError
 from fiwareglancesync.config import MASTER, Config, TargetConfig
-from fiwareglancesync.errors import GlanceSyncError, RegionError, UsageError
+from fiwareglancesync.errors import ConfigError, GlanceSyncError, RegionError, UsageError
 from fiwareglancesync.facades.base import Facade, ImageData
 from fiwareglancesync.image import Image
 from fiwareglancesync.plan import (
@@ -24,16 +25,23 @@ from fiwareglancesync.plan import (
     plan_region,
     select_images,
 )
+from fiwareglancesync.regionlock import RegionLocks
 
 logger = logging.getLogger(__name__)
 
 FacadeFactory = Callable[[TargetConfig], Facade]
 
 
+# Characters a region name cannot hold: it becomes a file name (backups, --parallel logs).
+_FORBIDDEN_IN_REGION = ("/", "\x00")
+
+
 def split_region(fullname: str) -> tuple[str, str]:
     """``'Region'`` → ``('master', 'Region')``; ``'t:Region'`` → ``('t', 'Region')``."""
     if fullname.count(":") > 1:
         raise UsageError(f"bad region name {fullname!r}: use Region or target:Region")
+    if any(character in fullname for character in _FORBIDDEN_IN_REGION):
+        raise UsageError(f"bad region name {fullname!r}: a region name cannot contain '/'")
     target, colon, region = fullname.rpartition(":")
     if not colon:
         return MASTER, fullname
@@ -60,6 +68,7 @@ class GlanceSync:
         self._master: list[Image] | None = None
         self._master_error: GlanceSyncError | None = None
         self._selected: dict[str, list[Image]] = {}
+        self.locks = RegionLocks(config.lock_dir, config.lock_timeout)
 
     # ------------------------------------------------------------------- facades
 
@@ -126,16 +135,40 @@ class GlanceSync:
 
     def expand_regions(self, names: Sequence[str]) -> list[str]:
         """Command-line region names → ordered fullnames, without duplicates."""
-        if not names:
-            return self._preferred_first(self.target_regions(MASTER))
-        result: list[str] = []
-        for name in names:
-            if name.strip().endswith(":") and name.count(":") == 1:
-                target = name.strip()[:-1] or MASTER
-                result.extend(self._preferred_first(self.target_regions(target)))
+        regions, failures = self.expand_regions_isolated(names)
+        if failures:
+            raise failures[0][1]
+        return regions
+
+    def expand_regions_isolated(
+        self, names: Sequence[str]
+    ) -> tuple[list[str], list[tuple[str, GlanceSyncError]]]:
+        """Like :meth:`expand_regions`, but a target whose regions cannot be listed fails
+        alone: its failure is returned beside the regions of the other targets.
+
+        Every name is checked first, so a usage error still stops the run before any
+        target is asked anything.
+        """
+        wanted: list[tuple[str, str]] = []  # ("target", name) or ("region", fullname)
+        for name in names or [f"{MASTER}:"]:
+            stripped = name.strip()
+            if stripped.endswith(":") and stripped.count(":") == 1:
+                target = stripped[:-1] or MASTER
+                self.target(target)
+                wanted.append(("target", target))
             else:
-                result.append(self.normalise(name))
-        return list(dict.fromkeys(result))
+                wanted.append(("region", self.normalise(name)))
+        result: list[str] = []
+        failures: list[tuple[str, GlanceSyncError]] = []
+        for kind, value in wanted:
+            if kind == "region":
+                result.append(value)
+                continue
+            try:
+                result.extend(self._preferred_first(self.target_regions(value)))
+            except GlanceSyncError as error:
+                failures.append((value, error))
+        return list(dict.fromkeys(result)), failures
 
     def is_known_region(self, fullname: str) -> bool:
         target, region = split_region(fullname)
@@ -152,7 +185,9 @@ class GlanceSync:
         if self._master is None:
             try:
                 listed = self._list(MASTER, self.config.master_region)
-                kept, notices = filter_master_images(listed, self.project_id(MASTER))
+                kept, notices = filter_master_images(
+                    listed, self.project_id(MASTER), self.config.master_region
+                )
             except RegionError as error:
                 self._master_error = RegionError(f"master region: {error}")
                 raise self._master_error from error
@@ -162,8 +197,33 @@ class GlanceSync:
 
     def selected_images(self, target: str) -> list[Image]:
         if target not in self._selected:
-            self._selected[target] = select_images(self.master_images(), self.target(target))
+            config = self.target(target)
+            try:
+                self._selected[target] = select_images(self.master_images(), config)
+            except ConditionLimitError as error:
+                # Not a property of one region: the expression itself is unusable.
+                raise ConfigError([f"{target}.metadata_condition: {error}"]) from None
         return self._selected[target]
+
+    def select_for_regions(self, regions: Iterable[str]) -> None:
+        """Choose each target's images now, before any region is touched.
+
+        A ``metadata_condition`` that goes past its limits on some master image is then a
+        configuration error of the whole run (exit status 2), not a failure of whichever
+        region happened to be first. A master that cannot be listed is left to the
+        regions to report.
+        """
+        try:
+            self.master_images()
+        except GlanceSyncError:
+            return
+        for target in dict.fromkeys(split_region(region)[0] for region in regions):
+            if target in self.config.targets:
+                self.selected_images(target)
+
+    def known_project_ids(self) -> dict[str, str]:
+        """The project ids asked for so far, by target (for backups)."""
+        return dict(self._project_ids)
 
     def _list(self, target: str, region: str) -> list[Image]:
         try:
@@ -207,7 +267,20 @@ class GlanceSync:
         return self.facade(MASTER).download(self.config.master_region, master)
 
     def sync_region(self, fullname: str, dry_run: bool = False) -> RegionResult:
-        """Plan and apply one region; raise RegionError if it cannot be completed."""
+        """Plan and apply one region; raise RegionError if it cannot be completed.
+
+        A real sync holds the region's host-wide lock while it plans and applies, so a
+        second run on the same region waits (up to lock_timeout) and then plans again;
+        a dry run changes nothing and never waits.
+        """
+        target, region = split_region(fullname)
+        key = None if dry_run else self.facade(target).lock_key(region)
+        if key is None:
+            return self._plan_and_apply(fullname, dry_run)
+        with self.locks.hold(key, fullname):
+            return self._plan_and_apply(fullname, dry_run)
+
+    def _plan_and_apply(self, fullname: str, dry_run: bool) -> RegionResult:
         plan = self.plan(fullname)
         log_notices(plan.notices)
         target, region = split_region(fullname)

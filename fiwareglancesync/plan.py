@@ -7,6 +7,8 @@ sync all read the same :class:`RegionPlan`.
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -61,8 +63,15 @@ class ImageStatus:
     def size(self) -> int:
         return self.master.size
 
+    def fields(self) -> tuple[str, str, str]:
+        """The ``--show-status`` row: status, region, image name."""
+        return self.status, self.region, self.name
+
     def row(self) -> str:
-        return f"{self.status},{self.region},{self.name}"
+        """The row as CSV text: a name with a comma, a quote or a newline is quoted."""
+        out = io.StringIO()
+        csv.writer(out, lineterminator="").writerow(self.fields())
+        return out.getvalue()
 
 
 @dataclass(frozen=True)
@@ -100,22 +109,36 @@ class RegionPlan:
 
 
 def filter_master_images(
-    images: Iterable[Image], project_id: str | None
+    images: Iterable[Image], project_id: str | None, region: str = "master"
 ) -> tuple[list[Image], list[Notice]]:
     """Keep active, named master images of the master project with a unique name."""
+    active = [image for image in images if image.status == "active" and image.name]
     candidates = [
-        image
-        for image in images
-        if image.status == "active"
-        and image.name
-        and (not image.owner or same_owner(image.owner, project_id))
+        image for image in active if not image.owner or same_owner(image.owner, project_id)
     ]
-    counts = Counter(image.name for image in candidates)
     notices: list[Notice] = []
+    if active and not candidates:
+        notices.append((logging.WARNING, _nothing_owned(active, project_id, region)))
+    counts = Counter(image.name for image in candidates)
     for name, count in counts.items():
         if count > 1:
             notices.append((logging.WARNING, f"Duplicated images with name {name} will be ignored"))
     return [image for image in candidates if counts[image.name] == 1], notices
+
+
+def _nothing_owned(active: list[Image], project_id: str | None, region: str) -> str:
+    """Why nothing will be synchronised: every master image has another owner.
+
+    The usual cause is a backup of a real cloud replayed by the mock without the project
+    ids it was made with, or a tenant_id that is not the master project's id.
+    """
+    owners = Counter(image.owner for image in active).most_common(1)[0][0]
+    return (
+        f"None of the {len(active)} active images of the master region {region} is owned "
+        f"by project {project_id}, the project id the owners are compared with: nothing "
+        f"is synchronised. Set tenant_id in [master] to the project that owns them (most "
+        f"are owned by {owners})"
+    )
 
 
 def is_synchronisable(image: Image, target: TargetConfig) -> bool:

@@ -101,5 +101,9 @@ class Facade(abc.ABC):
     def download(self, region: str, image: Image) -> ImageData:
         """The data of ``image`` (used to stream master images)."""
 
+    def lock_key(self, region: str) -> str | None:
+        """What identifies ``region`` across processes (None: nothing to lock)."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the default has nothing to release."""

@@ -1,6 +1,7 @@
 """sync.py as an operator runs it: main(argv) on the bundled example through the mock."""
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -106,8 +107,15 @@ def test_config_overrides_from_the_command_line(environ):
     [
         (["a:b:c"], "bad region name 'a:b:c'"),
         (["nowhere:Region"], "unknown target 'nowhere'"),
-        (["--config", "broken"], "expected KEY=VALUE"),
-        (["--config", "main.max_children=0"], "main.max_children: '0' must be greater than zero"),
+        (["--config", "=broken"], "expected KEY=VALUE"),
+        (
+            ["--config", "main.max_children=0"],
+            "main.max_children: '0' is too small (the least is 1)",
+        ),
+        (["--config", "main.max_children=100000"], "main.max_children: '100000' is too big"),
+        (["--config", "master.list_images_timeout=nan"], "'nan' is not a finite number"),
+        (["--config", "main.lock_timeout=inf"], "'inf' is not a finite number"),
+        (["a/../b"], "bad region name 'a/../b': a region name cannot contain '/'"),
     ],
 )
 def test_usage_and_config_errors_exit_2_with_one_clear_line(environ, argv, message):
@@ -212,7 +220,12 @@ def test_make_backup_then_replay_gives_the_same_statuses(environ, tmp_path, monk
         "backup_Leon.csv",
         "backup_Valladolid.csv",
         "backup_other:Madrid.csv",
+        "project_ids.json",
     ]
+    assert json.loads((backup / "project_ids.json").read_text()) == {
+        "master": "tenant1id",
+        "other": "tenant2id",
+    }
     replay = tmp_path / "replay"
     assert mock_main(["--path", str(replay), str(backup)]) == 0
     replay_env = dict(environ, GLANCESYNC_MOCKPERSISTENT_PATH=str(replay))
@@ -289,10 +302,12 @@ def test_code_in_a_condition_is_a_config_error_and_never_runs(environ, tmp_path)
     assert not marker.exists() and out == ""
 
 
-def test_regions_after_config_are_reported_not_guessed(environ):
-    status, _, err = run(["--config", "replace=any", "Leon"], environ)
-    assert status == ExitStatus.USAGE
-    assert "--config 'Leon': expected KEY=VALUE" in err
+def test_regions_may_come_after_config(environ):
+    before = run(["--show-status", "Burgos", "Leon", "--config", "master.replace=any"], environ)
+    after = run(["--show-status", "--config", "master.replace=any", "Burgos", "Leon"], environ)
+    assert before == after
+    assert after[0] == ExitStatus.OK
+    assert "pending_replace,Burgos,tools_image" in after[1].splitlines()
 
 
 def test_a_malformed_row_in_the_store_fails_that_region_only(environ, store):
