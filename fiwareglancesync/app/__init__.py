@@ -8,6 +8,7 @@ extensions and blueprints, and chooses the token verifier and the engine.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -15,7 +16,12 @@ from typing import Any
 from flask import Flask
 
 from fiwareglancesync.app.api import register_blueprints
-from fiwareglancesync.app.auth import CachingVerifier, KeystoneVerifier, TokenVerifier
+from fiwareglancesync.app.auth import (
+    CachingVerifier,
+    KeystoneVerifier,
+    TokenVerifier,
+    UnconfiguredVerifier,
+)
 from fiwareglancesync.app.config import ProductionConfig
 from fiwareglancesync.app.database import MIGRATIONS_DIR, configure_database
 from fiwareglancesync.app.errors import register_error_handlers
@@ -27,8 +33,11 @@ from fiwareglancesync.app.state import EXTENSION, ServiceState
 from fiwareglancesync.config import load_config
 from fiwareglancesync.engine import GlanceSync
 from fiwareglancesync.errors import GlanceSyncError
+from fiwareglancesync.facades import MOCK_PATH_VARIABLE
 
 __all__ = ["SettingsError", "create_app"]
+
+logger = logging.getLogger(__name__)
 
 
 def _as_mapping(config: object | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -48,8 +57,19 @@ def default_engine_factory(environ: Mapping[str, str]) -> EngineFactory:
     return lambda: GlanceSync(config, facades)
 
 
-def _verifier(settings: Settings, problems: list[str]) -> TokenVerifier | None:
+def _verifier(
+    settings: Settings, environ: Mapping[str, str], problems: list[str]
+) -> TokenVerifier | None:
     missing = settings.keystone.missing()
+    if missing and environ.get(MOCK_PATH_VARIABLE):
+        # On the mock there may be no Keystone at all: serve what needs no token (GET /),
+        # and answer 503 where a token would have to be checked.
+        logger.warning(
+            "Token validation is not configured (%s not set): on the mock, only the "
+            "endpoints that need no token work",
+            ", ".join(missing),
+        )
+        return UnconfiguredVerifier(missing)
     if missing:
         problems.extend(
             f"[openstack] {name} is not set (nor its OS_* environment variable): it is "
@@ -74,14 +94,18 @@ def error_lines(error: GlanceSyncError) -> list[str]:
 
 def _service_state(app: Flask, settings: Settings, environ: Mapping[str, str]) -> ServiceState:
     problems: list[str] = []
-    verifier = app.config.get("TOKEN_VERIFIER") or _verifier(settings, problems)
+    verifier = app.config.get("TOKEN_VERIFIER") or _verifier(settings, environ, problems)
     new_engine: Callable[[], GlanceSync] | None = app.config.get(
         "ENGINE_FACTORY"
     ) or _engine_factory(environ, problems)
     if problems:
         raise SettingsError(problems)
     assert verifier is not None and new_engine is not None
-    if settings.token_cache_seconds > 0 and not app.config.get("TOKEN_VERIFIER"):
+    if (
+        settings.token_cache_seconds > 0
+        and not app.config.get("TOKEN_VERIFIER")
+        and not isinstance(verifier, UnconfiguredVerifier)
+    ):
         verifier = CachingVerifier(verifier, settings.token_cache_seconds)
     runner = SyncRunner(app, new_engine, settings.task_lease_seconds)
     # Every gunicorn worker reports the time the server (not the worker) started.

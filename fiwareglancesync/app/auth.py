@@ -223,6 +223,20 @@ class StaticVerifier:
             raise InvalidToken("unknown token") from None
 
 
+class UnconfiguredVerifier:
+    """No Keystone settings (a service on the mock): every token check is unavailable."""
+
+    def __init__(self, missing: list[str]):
+        self.missing = list(missing)
+
+    def verify(self, token: str) -> Identity:
+        raise AuthUnavailable(
+            "token validation is not configured: set "
+            + ", ".join(self.missing)
+            + " in [openstack] of the settings file"
+        )
+
+
 # --------------------------------------------------------------------------- views
 
 View = TypeVar("View", bound=Callable[..., Any])

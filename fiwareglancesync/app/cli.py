@@ -34,7 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     gunicorn = commands.add_parser(
         "gunicornserver", help="Run the service under gunicorn (production)."
     )
-    gunicorn.add_argument("-H", "--host", help="address to listen on (settings: HOST)")
+    # -H as in the original; -t too, so that both servers take the same host option.
+    gunicorn.add_argument(
+        "-H",
+        "-t",
+        "--host",
+        help="IP address or hostname of the GlanceSync server (settings: HOST)",
+    )
     gunicorn.add_argument("-p", "--port", type=int, help="port to listen on (settings: PORT)")
     gunicorn.add_argument(
         "-w", "--workers", type=int, help="worker processes, usually 2 * cores + 1"
@@ -46,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _runserver_parser(runserver: argparse.ArgumentParser) -> None:
-    runserver.add_argument("-t", "--host", help="address to listen on (settings: HOST)")
+    runserver.add_argument("-t", "-H", "--host", help="address to listen on (settings: HOST)")
     runserver.add_argument("-p", "--port", type=int, help="port to listen on (settings: PORT)")
     runserver.add_argument("--threaded", action="store_true", help="a thread per request")
     runserver.add_argument("--processes", type=int, default=1, help="a process per request")

@@ -35,15 +35,32 @@ _SECRET_PATTERNS = (
     re.compile(r"(?i)(['\"]?(?:password|adm_pass|os_password)['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"),
     # Fernet tokens, wherever they appear.
     re.compile(r"()\bgAAAAA[0-9A-Za-z_\-=]{20,}"),
+    # A password in a URL: scheme://user:password@host
+    re.compile(r"(://[^/\s:@]+:)[^/\s@]+(?=@)"),
 )
+
+
+# A known secret that could be an ordinary word (short and letters only, like "admin")
+# is masked only where the patterns above find it: elsewhere it is a user or project
+# name, not the password, and must not be rewritten.
+MIN_MASKED_WORD = 8
+
+
+def _maskable(secret: str) -> bool:
+    return len(secret) >= MIN_MASKED_WORD or not secret.isalpha()
+
+
+def _secret_pattern(secret: str) -> re.Pattern[str]:
+    # The whole secret, never a piece of a longer word.
+    return re.compile(rf"(?<![\w]){re.escape(secret)}(?![\w])")
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(r"\1***", text)
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+        if secret and _maskable(secret) and secret in text:
+            text = _secret_pattern(secret).sub("***", text)
     return text
 
 

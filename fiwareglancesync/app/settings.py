@@ -10,6 +10,7 @@ here reads ``os.environ`` itself: the caller passes the environment in.
 from __future__ import annotations
 
 import configparser
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -173,6 +174,9 @@ def _service_values(parser: configparser.ConfigParser, problems: list[str]) -> d
         except ValueError:
             problems.append(f"[{section}] {option} = {text!r} is not a valid number")
             continue
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"[{section}] {option} = {text!r} is not a finite number")
+            continue
         if name in _POSITIVE and value <= 0:
             problems.append(f"[{section}] {option} must be greater than zero, not {text}")
             continue
@@ -190,7 +194,14 @@ def database_uri(environ: Mapping[str, str], problems: list[str]) -> str:
         return uri
     directory = environ.get(DATABASE_PATH_VARIABLE) or os.getcwd()
     if not os.path.isdir(directory):
-        problems.append(f"{DATABASE_PATH_VARIABLE}={directory} is not a directory")
+        try:
+            os.makedirs(directory, exist_ok=True)  # a new install: make the place for it
+        except OSError as error:
+            reason = (error.strerror or str(error)).lower()
+            problems.append(
+                f"{DATABASE_PATH_VARIABLE}={directory} is not a directory and cannot be "
+                f"created: {reason}"
+            )
     return "sqlite:///" + os.path.join(os.path.abspath(directory), DATABASE_FILE_NAME)
 
 

@@ -80,6 +80,26 @@ def test_the_filter_hides_the_configured_password_everywhere() -> None:
     assert record.getMessage() == "connect as ***"
 
 
+@pytest.mark.parametrize(
+    ("secret", "line", "expected"),
+    [
+        # A password that is an ordinary word is not the word wherever it appears.
+        ("admin", "user admin on project admin", "user admin on project admin"),
+        ("admin", "password=admin for user admin", "password=*** for user admin"),
+        # A longer one is masked as a whole, never inside a longer word.
+        ("s3cret-pass", "got s3cret-pass", "got ***"),
+        ("longpassword", "longpasswords are better", "longpasswords are better"),
+        ("", "nothing to hide", "nothing to hide"),
+    ],
+)
+def test_masking_never_rewrites_unrelated_words(secret: str, line: str, expected: str) -> None:
+    assert redact(line, [secret]) == expected
+
+
+def test_a_password_in_a_url_is_hidden() -> None:
+    assert redact("http://svc:hunter22@db:5432/x") == "http://svc:***@db:5432/x"
+
+
 class Capture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)

@@ -143,6 +143,17 @@ def test_gunicornserver_options_win_over_the_settings(
     assert served["cfg"].worker_class_str == "gthread"
 
 
+@pytest.mark.parametrize("flag", ["-t", "-H", "--host"])
+def test_both_servers_take_the_same_host_option(
+    environ: dict[str, str], served: dict[str, Any], flag: str
+) -> None:
+    assert main(["db", "upgrade"], environ) == 0
+    assert main(["runserver", flag, "127.0.0.4"], environ) == 0
+    assert served["runserver"]["host"] == "127.0.0.4"
+    assert main(["gunicornserver", flag, "127.0.0.5"], environ) == 0
+    assert served["gunicorn"]["bind"] == "127.0.0.5:8181"
+
+
 def test_run_py_is_a_thin_shim(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(REPO / "run.py"), "runserver", "--help"],

@@ -124,17 +124,41 @@ def test_every_problem_is_reported_together(tmp_path: Path) -> None:
         LOGLEVEL = chatty
         """,
     )
+    in_the_way = write(tmp_path / "a-file", "not a directory\n")
     environ = {
         "GLANCESYNC_SETTINGS_FILE": path,
-        "GLANCESYNCAPP_DATABASE_PATH": str(tmp_path / "missing"),
+        "GLANCESYNCAPP_DATABASE_PATH": str(Path(in_the_way) / "db"),
         "GLANCESYNCAPP_CONFIG": str(tmp_path / "nope.py"),
     }
     with pytest.raises(SettingsError) as raised:
         load_settings(environ)
     text = "\n".join(raised.value.problems)
-    for expected in ("PORT", "TASK_LEASE_SECONDS", "WORKERS", "LOGLEVEL", "missing", "nope.py"):
+    for expected in (
+        "PORT",
+        "TASK_LEASE_SECONDS",
+        "WORKERS",
+        "LOGLEVEL",
+        "cannot be created",
+        "nope.py",
+    ):
         assert expected in text
     assert len(raised.value.problems) == 6
+
+
+def test_a_missing_database_directory_is_created(tmp_path: Path) -> None:
+    directory = tmp_path / "new" / "db"
+    settings = load_settings({"GLANCESYNCAPP_DATABASE_PATH": str(directory)})
+    assert directory.is_dir()
+    assert settings.database_uri == f"sqlite:///{directory}/glancesyncapi.db"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_numbers_that_are_not_finite_are_refused(tmp_path: Path, value: str) -> None:
+    path = write(tmp_path / "s.cfg", f"[glancesync]\nTOKEN_CACHE_SECONDS = {value}\n")
+    with pytest.raises(SettingsError, match="is not a finite number"):
+        load_settings(
+            {"GLANCESYNC_SETTINGS_FILE": path, "GLANCESYNCAPP_DATABASE_PATH": str(tmp_path)}
+        )
 
 
 def test_a_missing_settings_file_is_an_error(tmp_path: Path) -> None:
@@ -182,3 +206,28 @@ def test_creating_the_app_touches_no_database(tmp_path: Path) -> None:
     settings = Settings(database_uri=f"sqlite:///{tmp_path}/x.db")
     create_app({"GLANCESYNC_SETTINGS": settings, "DATABASE_ONLY": True}, environ={})
     assert not (tmp_path / "x.db").exists()
+
+
+def test_on_the_mock_the_service_starts_without_keystone_settings(tmp_path: Path) -> None:
+    environ = {
+        "GLANCESYNCAPP_DATABASE_PATH": str(tmp_path),
+        "GLANCESYNC_CONFIG": str(EXAMPLE_CONFIG),
+        "GLANCESYNC_MOCKPERSISTENT_PATH": str(tmp_path / "store"),
+    }
+    client = create_app(environ=environ).test_client()
+    assert client.get("/").status_code == 200
+    answer = client.get("/regions/Leon", headers={"X-Auth-Token": "anything"})
+    assert answer.status_code == 503
+    error = answer.get_json()["error"]
+    assert error["message"] == "Service unavailable"
+    assert "token validation is not configured" in error["description"]
+    assert "KEYSTONE_URL" in error["description"]
+
+
+def test_off_the_mock_missing_keystone_settings_stop_the_start(tmp_path: Path) -> None:
+    environ = {
+        "GLANCESYNCAPP_DATABASE_PATH": str(tmp_path),
+        "GLANCESYNC_CONFIG": str(EXAMPLE_CONFIG),
+    }
+    with pytest.raises(SettingsError, match="KEYSTONE_URL is not set"):
+        create_app(environ=environ)
