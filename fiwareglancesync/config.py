@@ -725,27 +725,22 @@ def sample_config() -> str:
 
 
 def options_table() -> str:
-    """The option reference as a reStructuredText list-table, made from :data:`OPTIONS`."""
-    lines = [
-        ".. list-table::",
-        "   :header-rows: 1",
-        "   :widths: 20 10 10 60",
-        "",
-        "   * - option",
-        "     - section",
-        "     - default",
-        "     - meaning",
-    ]
+    """The option reference in reStructuredText, made from :data:`OPTIONS`.
+
+    A definition list rather than a table: long defaults and help texts wrap within the
+    page instead of widening it.
+    """
+    lines: list[str] = []
     for option in OPTIONS:
-        section = "[main]" if option.scope == MAIN else "target, [DEFAULT]"
+        section = "``[main]``" if option.scope == MAIN else "a target, or ``[DEFAULT]``"
         default = "" if option.default in (None, ()) else str(option.default)
         lines += [
-            f"   * - ``{option.name}``",
-            f"     - {section}",
-            f"     - {f'``{default}``' if default else '(none)'}",
-            f"     - {option.help}",
+            f"``{option.name}``",
+            f"   *In* {section}; *default:* {f'``{default}``' if default else '(none)'}.",
+            f"   {option.help}",
+            "",
         ]
-    return "\n".join(lines)
+    return "\n".join(lines).rstrip("\n")
 
 
 if __name__ == "__main__":
