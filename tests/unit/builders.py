@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from typing import Any
 
 from fiwareglancesync.config import Credential, TargetConfig
@@ -37,3 +38,12 @@ def target(name: str = "master", **fields: Any) -> TargetConfig:
             fields[key] = frozenset(fields[key])
     fields.setdefault("tenant_id", PROJECT)
     return TargetConfig(name=name, credential=credential, **fields)
+
+
+def run_sync(argv: list[str], environ: dict[str, str], **kwargs: Any) -> tuple[int, str, str]:
+    """``sync.py argv`` through main(): (exit status, standard output, standard error)."""
+    from fiwareglancesync.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    status = main(argv, environ=environ, stdout=out, stderr=err, **kwargs)
+    return status, out.getvalue(), err.getvalue()

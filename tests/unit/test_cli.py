@@ -1,6 +1,5 @@
 """sync.py as an operator runs it: main(argv) on the bundled example through the mock."""
 
-import io
 import json
 import os
 import shutil
@@ -9,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from builders import run_sync as run
 
 from fiwareglancesync.cli import main
 from fiwareglancesync.errors import ExitStatus
@@ -19,24 +19,6 @@ from fiwareglancesync.mock import main as mock_main
 ROOT = Path(__file__).parents[2]
 EXAMPLE_CONFIG = ROOT / "examples" / "glancesync.conf"
 EXAMPLE_SCENARIO = ROOT / "examples" / "scenario"
-
-
-@pytest.fixture
-def store(tmp_path):
-    path = tmp_path / "store"
-    assert mock_main(["--path", str(path), str(EXAMPLE_SCENARIO)]) == 0
-    return path
-
-
-@pytest.fixture
-def environ(store):
-    return {"GLANCESYNC_CONFIG": str(EXAMPLE_CONFIG), "GLANCESYNC_MOCKPERSISTENT_PATH": str(store)}
-
-
-def run(argv, environ, **kwargs):
-    out, err = io.StringIO(), io.StringIO()
-    status = main(argv, environ=environ, stdout=out, stderr=err, **kwargs)
-    return status, out.getvalue(), err.getvalue()
 
 
 def snapshot(path):
