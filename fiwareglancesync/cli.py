@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
-import csv
 import datetime
 import logging
 import multiprocessing
@@ -26,6 +25,7 @@ from fiwareglancesync.engine import FacadeFactory, GlanceSync, split_region
 from fiwareglancesync.errors import ExitStatus, GlanceSyncError, RegionError
 from fiwareglancesync.facades import facade_factory as default_facade_factory
 from fiwareglancesync.image import write_csv
+from fiwareglancesync.image import write_rows as write_csv_rows
 from fiwareglancesync.regionlock import RegionBusy
 
 logger = logging.getLogger("fiwareglancesync")
@@ -250,7 +250,7 @@ def write_rows(rows: list[tuple[str, str, str]], out: TextIO) -> None:
     if not rows:
         return
     try:
-        csv.writer(out, lineterminator="\n").writerows(rows)
+        write_csv_rows(out, rows)
         out.flush()
     except BrokenPipeError:
         raise OutputClosed from None

@@ -17,7 +17,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -330,7 +330,23 @@ def _read_csv(text: str, source: str) -> list[Image]:
     return images
 
 
-def write_csv(stream: TextIO, images: Iterable[Image]) -> None:
+def write_rows(stream: TextIO, rows: Iterable[Sequence[str]]) -> None:
+    """CSV rows ending in ``\n``, a cell holding a carriage return quoted too.
+
+    The csv module quotes only the characters of its line terminator; with ``\n`` alone,
+    a bare ``\r`` in a name would be written unquoted and split the row when read back.
+    """
     writer = csv.writer(stream, lineterminator="\n")
-    for image in images:
-        writer.writerow(image.to_row())
+    quoting_all = None
+    for row in rows:
+        if any("\r" in cell for cell in row):
+            quoting_all = quoting_all or csv.writer(
+                stream, lineterminator="\n", quoting=csv.QUOTE_ALL
+            )
+            quoting_all.writerow(row)
+        else:
+            writer.writerow(row)
+
+
+def write_csv(stream: TextIO, images: Iterable[Image]) -> None:
+    write_rows(stream, (image.to_row() for image in images))

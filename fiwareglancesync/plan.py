@@ -7,7 +7,6 @@ sync all read the same :class:`RegionPlan`.
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 from collections import Counter
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fiwareglancesync.config import TargetConfig
-from fiwareglancesync.image import AMI_PROPERTIES, Image, gc_paused, same_owner
+from fiwareglancesync.image import AMI_PROPERTIES, Image, gc_paused, same_owner, write_rows
 
 OBSOLETE_SUFFIX = "_obsolete"
 
@@ -70,8 +69,8 @@ class ImageStatus:
     def row(self) -> str:
         """The row as CSV text: a name with a comma, a quote or a newline is quoted."""
         out = io.StringIO()
-        csv.writer(out, lineterminator="").writerow(self.fields())
-        return out.getvalue()
+        write_rows(out, [self.fields()])
+        return out.getvalue()[:-1]
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,14 @@
 import dataclasses
 import hashlib
 import io
+import os
 import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fiwareglancesync.cli import main as sync_main
 from fiwareglancesync.config import Config, Credential, TargetConfig
 from fiwareglancesync.engine import GlanceSync
 from fiwareglancesync.facades import mock_factory
@@ -186,3 +188,83 @@ def test_a_backup_replayed_into_the_mock_gives_the_same_images(regional):
         replayed = MockStore(Path(folder) / "store").read("R")
     assert replayed == regional
     assert list(read_csv(io.StringIO(out.getvalue()))) == regional
+
+
+# --------------------------------------------------------------------------- backups
+
+ROUND_TRIP_CONFIG = """\
+[main]
+master_region = Master
+[master]
+credential = admin,c2VjcmV0,http://127.0.0.1:5000/v3,tenant1
+[other]
+credential = admin,c2VjcmV0,http://127.0.0.1:5001/v3,tenant2
+"""
+TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+SCALARS = st.one_of(
+    TEXT,
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.none(),
+)
+PROPERTY_VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3), max_leaves=5)
+
+
+@st.composite
+def backup_rows(draw, region):
+    return [
+        Image(
+            name=draw(TEXT),
+            id=draw(st.one_of(st.uuids().map(str), TEXT)),
+            region=region,
+            status=draw(st.sampled_from(["active", "queued", "saving", "killed"])),
+            size=draw(st.integers(0, 10**12)),
+            checksum=draw(
+                st.one_of(st.none(), st.text("0123456789abcdef", min_size=32, max_size=32))
+            ),
+            owner=draw(st.sampled_from(["tenant1id", "tenant2id", "", "0001", "someone"])),
+            is_public=draw(st.booleans()),
+            user_properties=draw(st.dictionaries(TEXT, PROPERTY_VALUES, max_size=4)),
+        )
+        for _ in range(draw(st.integers(0, 5)))
+    ]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_load_then_make_backup_then_load_gives_the_same_rows(data):
+    regions = ["Master", "R1", "other:R2"]
+    rows = {region: data.draw(backup_rows(region)) for region in regions}
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        scenario = root / "scenario"
+        scenario.mkdir()
+        for region, images in rows.items():
+            with open(scenario / f"backup_{region}.csv", "w", encoding="utf-8", newline="") as out:
+                write_csv(out, images)
+        (root / "glancesync.conf").write_text(ROUND_TRIP_CONFIG)
+        assert load_main(["--path", str(root / "first"), str(scenario)]) == 0
+        environ = {
+            "GLANCESYNC_CONFIG": str(root / "glancesync.conf"),
+            "GLANCESYNC_MOCKPERSISTENT_PATH": str(root / "first"),
+        }
+        previous = os.getcwd()
+        os.chdir(root)
+        try:
+            status = sync_main(
+                ["--make-backup", "master:", "other:"],
+                environ=environ,
+                stdout=io.StringIO(),
+                stderr=io.StringIO(),
+            )
+        finally:
+            os.chdir(previous)
+        assert status == 0
+        (backup,) = root.glob("backup_glance_*")
+        assert load_main(["--path", str(root / "second"), str(backup)]) == 0
+        first, second = MockStore(root / "first"), MockStore(root / "second")
+        assert second.region_names() == first.region_names() == sorted(regions)
+        for region in regions:
+            assert second.read(region) == first.read(region) == rows[region]
+        assert second.project_ids() == {"master": "tenant1id", "other": "tenant2id"}

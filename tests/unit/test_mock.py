@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from builders import image, target
+from builders import image, run_sync, target
 
 from fiwareglancesync.facades.mock import MockFacade, MockStore
 from fiwareglancesync.image import Image
@@ -169,3 +169,145 @@ def test_a_write_that_dies_half_way_leaves_the_old_file(tmp_path, monkeypatch):
         store.write("R", [image("lost")])
     assert [i.name for i in store.read("R")] == ["kept"]
     assert [p for p in os.listdir(tmp_path) if p.startswith(".tmp")] == []
+
+
+# ----------------------------------------------------------------- the loader owns what it replaces
+
+
+def _scenario(tmp_path, name="scenario", rows="A,x,1,active,1,c,o,True,{}\n"):
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "backup_A.csv").write_text(rows)
+    return folder
+
+
+def test_a_folder_that_is_not_a_store_is_never_replaced(tmp_path, capsys):
+    documents = tmp_path / "documents"
+    documents.mkdir()
+    (documents / "thesis.odt").write_text("years of work")
+    scenario = _scenario(tmp_path)
+    for flags in ([], ["--confirm"]):
+        assert main(["--path", str(documents), *flags, str(scenario)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"ERROR: {documents} is not empty and is not a mock store made by glancesync-mock (it "
+        "has no .glancesync-mock-store file): it is left alone" in err
+    )
+    assert sorted(os.listdir(documents)) == ["thesis.odt"]
+
+
+def test_a_store_holding_a_file_it_did_not_make_is_left_alone(tmp_path, capsys):
+    store = tmp_path / "store"
+    assert main(["--path", str(store), str(_scenario(tmp_path))]) == 0
+    (store / "notes.txt").write_text("mine")
+    assert main(["--path", str(store), "--confirm", str(SCENARIO)]) == 2
+    assert "also holds 'notes.txt', which the store did not make" in capsys.readouterr().err
+    assert (store / "notes.txt").read_text() == "mine"
+    assert MockStore(store).region_names() == ["A"]
+
+
+@pytest.mark.parametrize("where", ["itself", "parent"])
+def test_the_scenario_folder_can_never_be_the_store(tmp_path, capsys, where):
+    store = tmp_path / "store"
+    assert main(["--path", str(store), str(SCENARIO)]) == 0
+    scenario = store if where == "itself" else _scenario(store, "inside")
+    before = sorted(os.listdir(store))
+    assert main(["--path", str(store), "--confirm", str(scenario)]) == 2
+    err = capsys.readouterr().err
+    assert "is the scenario folder itself" in err or "is inside the store" in err
+    assert sorted(os.listdir(store)) == before
+
+
+def test_a_store_behind_a_symbolic_link_is_replaced_where_it_is(tmp_path):
+    real = tmp_path / "real"
+    assert main(["--path", str(real), str(_scenario(tmp_path))]) == 0
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    assert main(["--path", str(link), "--confirm", str(SCENARIO)]) == 0
+    assert link.is_symlink()
+    assert "Burgos" in MockStore(real).region_names()
+
+
+def test_an_empty_directory_is_filled_in_place(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["--path", str(empty), str(SCENARIO)]) == 0
+    assert (empty / ".glancesync-mock-store").is_file()
+    assert MockStore(empty).region_names() == ["Burgos", "Leon", "Valladolid", "other:Madrid"]
+
+
+def test_a_load_that_fails_half_way_leaves_the_old_store_as_it_was(tmp_path, monkeypatch, capsys):
+    store = tmp_path / "store"
+    assert main(["--path", str(store), str(_scenario(tmp_path))]) == 0
+    before = {name: (store / name).read_bytes() for name in os.listdir(store)}
+    calls = []
+    real_import = MockStore.import_file
+
+    def import_then_fail(self, region, source):
+        calls.append(region)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device", str(source))
+        real_import(self, region, source)
+
+    monkeypatch.setattr(MockStore, "import_file", import_then_fail)
+    assert main(["--path", str(store), "--confirm", str(SCENARIO)]) == 1
+    assert "no space left on device" in capsys.readouterr().err
+    assert {name: (store / name).read_bytes() for name in os.listdir(store)} == before
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".store")] == []
+
+
+# ----------------------------------------------------------------- a faithful replay
+
+
+def test_every_row_is_listed_other_projects_private_images_included():
+    store = MockStore()
+    store.write("R", [image("mine", "a"), image("theirs", "b", owner="other", is_public=False)])
+    listed = MockFacade(store, target()).list_images("R")
+    assert [i.id for i in listed] == ["a", "b"]
+
+
+def real_backup(tmp_path, with_ids: bool):
+    """A backup as --make-backup writes it on a real cloud: owners are Keystone ids."""
+    folder = tmp_path / ("with-ids" if with_ids else "without-ids")
+    folder.mkdir()
+    owner = "4f1d3c5b9a2e4d0c8b7a6f5e4d3c2b1a"
+    (folder / "backup_Valladolid.csv").write_text(
+        f"Valladolid,ubuntu,u1,active,10,{'1' * 32},{owner},True,{{'type': 'x'}}\n"
+    )
+    (folder / "backup_Leon.csv").write_text("")
+    if with_ids:
+        (folder / "project_ids.json").write_text(f'{{"master": "{owner}"}}\n')
+    return folder
+
+
+@pytest.mark.parametrize("with_ids", [False, True])
+def test_a_real_backup_replays_with_the_project_ids_it_recorded(tmp_path, with_ids):
+    store = tmp_path / "store"
+    assert main(["--path", str(store), str(real_backup(tmp_path, with_ids))]) == 0
+    config = tmp_path / "glancesync.conf"
+    config.write_text(
+        "[main]\nmaster_region = Valladolid\n[master]\n"
+        "credential = admin,c2VjcmV0,http://127.0.0.1:5000/v3,admin\n"
+    )
+    environ = {"GLANCESYNC_CONFIG": str(config), "GLANCESYNC_MOCKPERSISTENT_PATH": str(store)}
+    status, out, err = run_sync(["--show-status", "Leon"], environ)
+    assert status == 0
+    if with_ids:
+        assert out == "pending_upload,Leon,ubuntu\n"
+        assert "None of the" not in err
+    else:
+        assert out == ""
+        assert (
+            "WARNING:None of the 1 active images of the master region Valladolid is owned by "
+            "project adminid, the project id the owners are compared with: nothing is "
+            "synchronised. Set tenant_id in [master] to the project that owns them (most are "
+            "owned by 4f1d3c5b9a2e4d0c8b7a6f5e4d3c2b1a)"
+        ) in err.splitlines()
+
+
+def test_a_bad_project_ids_file_is_refused_and_loads_nothing(tmp_path, capsys):
+    scenario = _scenario(tmp_path)
+    (scenario / "project_ids.json").write_text('{"master": ["not", "an", "id"]}')
+    assert main(["--path", str(tmp_path / "store"), str(scenario)]) == 2
+    assert "project_ids.json: not a JSON object of target: project id" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()
