@@ -525,6 +525,10 @@ def _build_credential(reader: _Reader, environ: Mapping[str, str]) -> Credential
     is_master = reader.name == MASTER
     pieces = _credential_pieces(reader, environ, is_master)
     missing = [piece for piece in _CREDENTIAL_PIECES if not pieces.get(piece)]
+    # A credential value already reported as malformed is not reported missing as well.
+    malformed = any(p.startswith(f"{reader.name}.credential:") for p in reader.problems)
+    if missing and malformed:
+        return None
     if missing:
         hint = " or OS_* variables" if is_master else ""
         reader.problems.append(
@@ -579,16 +583,23 @@ def _build_target(reader: _Reader, environ: Mapping[str, str]) -> TargetConfig |
     )
 
 
+MAX_UNKNOWN_NOTES = 20  # one warning each for the first ones, then a count
+
+
 def _unknown_options(parser: configparser.ConfigParser) -> list[str]:
-    notes = []
+    unknown = []
     defaults = set(parser.defaults())
     for name in parser.sections():
         known = _MAIN_OPTIONS if name == MAIN else _TARGET_OPTIONS
         for option in parser.options(name):
             if option not in known and option not in defaults:
-                notes.append(f"unknown option {name}.{option} ignored")
-    for option in defaults - _MAIN_OPTIONS - _TARGET_OPTIONS:
-        notes.append(f"unknown option DEFAULT.{option} ignored")
+                unknown.append(f"{name}.{option}")
+    unknown += [
+        f"DEFAULT.{option}" for option in sorted(defaults - _MAIN_OPTIONS - _TARGET_OPTIONS)
+    ]
+    notes = [f"unknown option {name} ignored" for name in unknown[:MAX_UNKNOWN_NOTES]]
+    if len(unknown) > MAX_UNKNOWN_NOTES:
+        notes.append(f"... and {len(unknown) - MAX_UNKNOWN_NOTES} more unknown options ignored")
     return notes
 
 

@@ -55,6 +55,11 @@ def read_scenario(directory: str | os.PathLike[str]) -> dict[str, Path]:
         region = region_of_file(entry.name)
         if region is None or not entry.is_file():
             continue
+        if region.count(":") > 1:
+            raise UsageError(
+                f"{entry}: the file name names region {region!r}, which is neither Region "
+                "nor target:Region"
+            )
         if region in regions:
             raise UsageError(f"{entry}: region {region} is also in {regions[region].name}")
         try:
