@@ -71,23 +71,27 @@ def _first_line(text: str) -> str:
     return line if len(line) <= MAX_DETAIL else line[: MAX_DETAIL - 3] + "..."
 
 
-def _chain(error: BaseException, limit: int = 12) -> Iterator[BaseException]:
-    """The error and what it wraps: causes, contexts, and exceptions kept in attributes.
+def _chain(error: BaseException, limit: int = 16) -> Iterator[BaseException]:
+    """The error and what it wraps, the explicit wrappings first.
 
     requests and urllib3 keep the socket error in ``args`` or ``reason`` rather than in
-    ``__cause__``, so all of them are followed (breadth first, each error once).
+    ``__cause__``; those links say what this error is. ``__context__`` only says what
+    was being handled when it happened (an earlier attempt, say), so it comes last.
     """
     seen: set[int] = set()
-    queue = [error]
-    while queue and len(seen) < limit:
-        current = queue.pop(0)
+    later: list[BaseException] = []
+    stack = [error]
+    while (stack or later) and len(seen) < limit:
+        current = stack.pop() if stack else later.pop(0)
         if id(current) in seen:
             continue
         seen.add(id(current))
         yield current
-        inner = [current.__cause__, current.__context__, getattr(current, "reason", None)]
-        inner += [arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException)]
-        queue.extend(item for item in inner if isinstance(item, BaseException))
+        explicit = [current.__cause__, getattr(current, "reason", None)]
+        explicit += [arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException)]
+        stack.extend(reversed([item for item in explicit if isinstance(item, BaseException)]))
+        if isinstance(current.__context__, BaseException):
+            later.append(current.__context__)
 
 
 _ERRNO_CAUSES = {
@@ -106,7 +110,9 @@ def _cause_of(error: BaseException) -> str | None:
         return "host name not found"
     if isinstance(error, ConnectionRefusedError):
         return "connection refused"
-    if isinstance(error, ConnectionResetError | http.client.RemoteDisconnected):
+    if isinstance(error, ConnectionResetError):
+        return "connection reset"
+    if isinstance(error, http.client.RemoteDisconnected):
         return "connection closed by the server"
     if isinstance(
         error,

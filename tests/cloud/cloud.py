@@ -966,6 +966,23 @@ class TestCloud:
     def glance_running(self, region: str) -> bool:
         return self._children[f"glance-{region}"].running()
 
+    def stop_keystone(self, name: str) -> None:
+        """Stop one Keystone ("A" or "B"), as an outage would: its port refuses connections."""
+        with self._lock:
+            self._children[f"keystone-{name}"].stop()
+
+    def start_keystone(self, name: str, timeout: float = START_TIMEOUT) -> None:
+        """Start a stopped Keystone again on the same port, with its data, and wait for it."""
+        with self._lock:
+            child = self._children[f"keystone-{name}"]
+            if child.running():
+                return
+            child.start()
+            self._wait_ready([child], timeout)
+
+    def keystone_running(self, name: str) -> bool:
+        return self._children[f"keystone-{name}"].running()
+
     def hang_glance(self, region: str, hanging: bool = True) -> None:
         """Make a proxied region's Glance accept connections but never answer (or undo it)."""
         proxy = self.glances[region].proxy
@@ -982,7 +999,10 @@ class TestCloud:
             self.hang_glance(region, False)
 
     def reset_faults(self) -> None:
-        """Undo every injected fault: stop hanging, start killed Glances."""
+        """Undo every injected fault: stop hanging, start stopped Keystones and Glances."""
+        for name in self.keystones:
+            if not self.keystone_running(name):
+                self.start_keystone(name)
         for region, glance in self.glances.items():
             if glance.proxy and glance.proxy.hanging:
                 glance.proxy.set_hanging(False)

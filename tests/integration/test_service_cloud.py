@@ -155,6 +155,21 @@ def test_an_unreachable_glance_is_503_and_fails_the_sync(fresh: LiveService, adm
     assert task["status"] == "failed" and task["message"]
 
 
+def test_a_target_whose_keystone_is_down_fails_alone(fresh: LiveService, admin: str) -> None:
+    name = unique("alone")
+    fresh.sync.add_image("Master", name, payload(name))
+    fresh.cloud.stop_keystone("B")
+    down = fresh.call("GET", "/regions/other:RegionC", admin)
+    assert down.status_code == 503
+    assert down.json()["error"]["message"] == "Service unavailable"
+    status = fresh.call("GET", "/regions/RegionA", admin)
+    assert status.status_code == 200
+    assert [image["name"] for image in status.json()["images"]] == [name]
+    task_id = fresh.call("POST", "/regions/RegionA", admin).json()["taskId"]
+    assert fresh.wait_task("RegionA", task_id, admin)["status"] == "synced"
+    assert fresh.sync.one("RegionA", name)["status"] == "active"
+
+
 def test_twenty_simultaneous_posts_start_exactly_one_sync(fresh: LiveService, admin: str) -> None:
     name = unique("crowd")
     fresh.sync.add_image("Master", name, payload(name))

@@ -6,6 +6,7 @@ plain glanceclient calls, runs ``sync.py`` as an operator would and checks the r
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import subprocess
@@ -191,7 +192,8 @@ def test_only_tenant_images_decides_whether_other_projects_images_count(sync):
     counted = sync.status_rows("RegionA", "--config", "master.only_tenant_images=false")
     assert counted == ["error_checksum,RegionA,ot-img"]
 
-    # Counted, it is never replaced; ignored, our own copy is uploaded beside it.
+    # Counted, with no checksum directive it waits for a person; ignored (the default),
+    # our own copy is uploaded beside it and theirs is left as it is.
     assert sync.run("RegionA", "--config", "master.only_tenant_images=false").status == 0
     assert [image["id"] for image in sync.named("RegionA", "ot-img")] == [theirs["id"]]
     assert sync.run("RegionA").status == 0
@@ -199,6 +201,27 @@ def test_only_tenant_images_decides_whether_other_projects_images_count(sync):
     assert len(copies) == 2
     after = next(image for image in copies if image["id"] == theirs["id"])
     assert (after["checksum"], after["visibility"]) == (theirs["checksum"], "public")
+
+
+def test_with_only_tenant_images_false_replace_any_replaces_another_projects_copy(sync):
+    master = sync.add_image("Master", "oa-img", payload("ours"), nid="7")
+    theirs = sync.add_image("RegionA", "oa-img", payload("theirs"), user="user2")
+    same = sync.add_image("Master", "oa-same", payload("same"), nid="8")
+    their_same = sync.add_image("RegionA", "oa-same", payload("same"), user="user2", nid="old")
+    opted_in = ["--config", "master.only_tenant_images=false", "master.replace=any"]
+    run = sync.run("--show-status", "RegionA", *opted_in)
+    assert run.lines == ["pending_replace,RegionA,oa-img", "pending_metadata,RegionA,oa-same"]
+    warning = (
+        f"WARNING:RegionA: image oa-img (UUID {theirs['id']}) is owned by other tenant: "
+        f"{theirs['owner']}"
+    )
+    assert warning in run.err.splitlines()
+
+    assert sync.run("RegionA", *opted_in).status == 0
+    (copy,) = sync.named("RegionA", "oa-img")
+    assert copy["id"] != theirs["id"] and copy["checksum"] == master["checksum"]
+    assert sync.one("RegionA", "oa-same")["id"] == their_same["id"]
+    assert sync.one("RegionA", "oa-same")["nid"] == same["nid"]
 
 
 def test_hidden_images_are_synchronised_and_recognised(sync):
@@ -229,28 +252,56 @@ def test_parallel_synchronises_regions_of_both_keystones(sync):
 
 
 def test_a_backup_replayed_by_the_mock_gives_the_same_statuses(sync, tmp_path):
+    # No tenant_id: the cloud's project ids are asked to Keystone, and the backup records
+    # them, so the mock replays it with the very same configuration.
+    sync.write_config(master={"tenant_id": ""}, other={"tenant_id": ""})
     seed_every_status(sync)
     sync.add_image("RegionB", "st-ok", payload("ok"), type="base")
+    theirs = sync.add_image("RegionA", "st-private", payload("p"), public=False, user="user2")
     on_cloud = sync.status_rows("RegionA", "RegionB")
 
     run = sync.run("--make-backup")
     assert run.status == 0, run.out
     (backup,) = Path.cwd().glob("backup_glance_*")
     files = sorted(path.name for path in backup.iterdir())
-    assert files == ["backup_Master.csv", "backup_RegionA.csv", "backup_RegionB.csv"]
+    assert files == [
+        "backup_Master.csv",
+        "backup_RegionA.csv",
+        "backup_RegionB.csv",
+        "project_ids.json",
+    ]
+    assert json.loads((backup / "project_ids.json").read_text()) == {
+        "master": sync.keystone_a.admin_project_id
+    }
+    # Another project's private image is in the backup: the listing returned it.
+    assert f",{theirs['id']}," in (backup / "backup_RegionA.csv").read_text()
+
+    documents = tmp_path / "documents"
+    documents.mkdir()
+    (documents / "notes.txt").write_text("not a store: the loader must leave it alone")
+    loader = [sys.executable, "-m", "fiwareglancesync.mock"]
+    refused = subprocess.run(
+        [*loader, "--path", str(documents), "--confirm", str(backup)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 2 and "is not a mock store" in refused.stderr
+    assert [path.name for path in documents.iterdir()] == ["notes.txt"]
 
     store = tmp_path / "store"
-    store.mkdir()
-    (store / "previous.txt").write_text("a non-empty store needs --confirm")
-    loader = [sys.executable, "-m", "fiwareglancesync.mock", "--path", str(store)]
     loaded = subprocess.run(
-        [*loader, "--confirm", str(backup)], capture_output=True, text=True, check=False
+        [*loader, "--path", str(store), str(backup)], capture_output=True, text=True, check=False
     )
     assert loaded.returncode == 0, loaded.stderr
-    replayed = sync.status_rows(
-        "RegionA", "RegionB", environ=sync.environ(GLANCESYNC_MOCKPERSISTENT_PATH=str(store))
+    replayed = sync.run(
+        "--show-status",
+        "RegionA",
+        "RegionB",
+        environ=sync.environ(GLANCESYNC_MOCKPERSISTENT_PATH=str(store)),
     )
-    assert replayed == on_cloud
+    assert replayed.status == 0 and replayed.lines == on_cloud
+    assert "None of the" not in replayed.err
 
 
 def test_data_comes_from_images_dir_or_streams_from_the_master(sync):
