@@ -277,6 +277,15 @@ def test_a_read_only_store_fails_each_region_in_one_line(environ, store):
     assert "Traceback" not in done.stdout + done.stderr
 
 
+def test_make_backup_in_a_read_only_directory_is_one_line(environ):
+    script = f'cd "$MNT" && exec {sys.executable} {ROOT / "sync.py"} --make-backup Burgos'
+    done = run_in_namespace("true", script, environ, read_only=True)
+    assert done.returncode == 1, done.stdout + done.stderr
+    (line,) = error_lines(done.stdout + done.stderr)
+    assert line.startswith("ERROR: cannot create the backup directory backup_glance_")
+    assert line.endswith("in the current directory: read-only file system")
+
+
 def test_a_full_disk_during_a_backup_is_one_line(environ, tmp_path):
     script = f'cd "$MNT" && exec {sys.executable} {ROOT / "sync.py"} --make-backup Burgos'
     filler = 'head -c 60000 /dev/zero > "$MNT/filler"'
