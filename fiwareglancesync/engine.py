@@ -118,7 +118,7 @@ class GlanceSync:
             bare = self.facade(target).regions()
         except GlanceSyncError:
             raise
-        except Exception as error:  # a facade bug or library error: one line, not a trace
+        except Exception as error:  # a facade bug: say what failed, the region goes on
             raise RegionError(f"cannot list the regions of target {target}: {error}") from error
         return [join_region(target, region) for region in bare if region not in ignored]
 
@@ -230,7 +230,7 @@ class GlanceSync:
             return self.facade(target).list_images(region)
         except GlanceSyncError:
             raise
-        except Exception as error:
+        except Exception as error:  # a facade bug: say what failed, the region goes on
             raise RegionError(f"cannot list the images: {error}") from error
 
     def list_region(self, fullname: str) -> list[Image]:
@@ -284,11 +284,4 @@ class GlanceSync:
         plan = self.plan(fullname)
         log_notices(plan.notices)
         target, region = split_region(fullname)
-        try:
-            return apply_plan(plan, self.facade(target), region, self.open_data, dry_run)
-        except GlanceSyncError:
-            raise
-        except OSError as error:
-            raise RegionError(
-                f"{error.strerror or error}: {error.filename or ''}".strip(": ")
-            ) from error
+        return apply_plan(plan, self.facade(target), region, self.open_data, dry_run)

@@ -1,14 +1,17 @@
-"""Expected errors and exit statuses.
+"""Expected errors, exit statuses, and the one place where an error becomes a message.
 
 Expected errors (a bad configuration, an unreachable region, a wrong password) are
 subclasses of :class:`GlanceSyncError` and become one line for the operator; anything
 else is a bug and is shown with a traceback only when asked for (``--debug``).
+:func:`explain` decides, for any exception, the lines to print, the exit status and the
+HTTP status: the command line, the mock loader, ``run.py`` and the service all ask it.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 
 class ExitStatus(enum.IntEnum):
@@ -24,12 +27,14 @@ class GlanceSyncError(Exception):
     """An error an operator can act on; its message is shown without a traceback."""
 
     exit_status = ExitStatus.REGION_FAILED
+    http_status = 503  # for the service: a cloud (or the store) did not do its part
 
 
 class ConfigError(GlanceSyncError):
     """One or more configuration problems, reported together."""
 
     exit_status = ExitStatus.USAGE
+    http_status = 500  # the service runs with a configuration that cannot work
 
     def __init__(self, problems: Iterable[str]):
         self.problems = list(problems)
@@ -40,6 +45,7 @@ class UsageError(GlanceSyncError):
     """A command line that cannot be acted on (unknown target, bad region name)."""
 
     exit_status = ExitStatus.USAGE
+    http_status = 410  # the service's "Bad region"
 
 
 class RegionError(GlanceSyncError):
@@ -47,4 +53,41 @@ class RegionError(GlanceSyncError):
 
 
 class FacadeError(RegionError):
-    """A call to a cloud (or the mock) failed; raised by the facades."""
+    """A call to a cloud (or the mock) failed; the only error a facade raises."""
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What to tell about an error: its lines, and the statuses it stands for."""
+
+    lines: tuple[str, ...]
+    exit_status: ExitStatus
+    http_status: int
+    bug: bool = False  # not an expected error: worth a traceback (with --debug, in logs)
+
+    @property
+    def text(self) -> str:
+        return "; ".join(self.lines)
+
+
+def _os_error_line(error: OSError) -> str:
+    reason = error.strerror or str(error) or type(error).__name__
+    return f"{reason}: {error.filename}" if error.filename else reason
+
+
+def explain(error: BaseException) -> Explanation:
+    """The one decision of how an error is told and what it means for the caller."""
+    if isinstance(error, KeyboardInterrupt):
+        return Explanation(("Interrupted.",), ExitStatus.INTERRUPTED, 503)
+    if isinstance(error, ConfigError):
+        lines = tuple(error.problems) or (str(error),)
+        return Explanation(lines, error.exit_status, error.http_status)
+    if isinstance(error, GlanceSyncError):
+        return Explanation(
+            (str(error) or type(error).__name__,), error.exit_status, error.http_status
+        )
+    if isinstance(error, OSError):
+        # A local file (images_dir, the working directory): not a bug, and not ours to fix.
+        return Explanation((_os_error_line(error),), ExitStatus.REGION_FAILED, 503)
+    line = f"unexpected error: {type(error).__name__}: {error}"
+    return Explanation((line,), ExitStatus.REGION_FAILED, 500, bug=True)

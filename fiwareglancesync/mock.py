@@ -29,7 +29,7 @@ from fiwareglancesync.backup import (
     read_project_ids,
     region_of_file,
 )
-from fiwareglancesync.errors import ExitStatus, FacadeError, GlanceSyncError, UsageError
+from fiwareglancesync.errors import ExitStatus, FacadeError, GlanceSyncError, UsageError, explain
 from fiwareglancesync.facades import MOCK_PATH_VARIABLE
 from fiwareglancesync.facades.mock import STORE_MARKER, MockStore
 from fiwareglancesync.image import CsvFormatError, read_csv
@@ -263,9 +263,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         project_ids = read_scenario_project_ids(args.scenario)
         store_path = _store_path(args)
         load_scenario(scenario, store_path, args.confirm, project_ids, Path(args.scenario))
-    except GlanceSyncError as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        return error.exit_status
+    except Exception as error:  # noqa: BLE001 - every failure is one line and a status
+        explained = explain(error)
+        for line in explained.lines:
+            print(f"ERROR: {line}", file=sys.stderr)
+        return explained.exit_status
     print(f"export {MOCK_PATH_VARIABLE}={store_path}")
     return ExitStatus.OK
 

@@ -32,7 +32,7 @@ from fiwareglancesync.app.settings import Settings, SettingsError, load_settings
 from fiwareglancesync.app.state import EXTENSION, ServiceState
 from fiwareglancesync.config import load_config
 from fiwareglancesync.engine import GlanceSync
-from fiwareglancesync.errors import GlanceSyncError
+from fiwareglancesync.errors import GlanceSyncError, explain
 from fiwareglancesync.facades import MOCK_PATH_VARIABLE
 
 __all__ = ["SettingsError", "create_app"]
@@ -89,7 +89,7 @@ def _engine_factory(environ: Mapping[str, str], problems: list[str]) -> EngineFa
 
 
 def error_lines(error: GlanceSyncError) -> list[str]:
-    return list(getattr(error, "problems", None) or [str(error)])
+    return list(explain(error).lines)
 
 
 def _service_state(app: Flask, settings: Settings, environ: Mapping[str, str]) -> ServiceState:

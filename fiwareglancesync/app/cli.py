@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fiwareglancesync.app.settings import Settings, SettingsError, load_settings
-from fiwareglancesync.errors import ExitStatus, GlanceSyncError
+from fiwareglancesync.errors import ExitStatus, GlanceSyncError, explain
 
 logger = logging.getLogger(__name__)
 _STARTED_AT = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # reset by main()
@@ -103,7 +103,9 @@ def _click(command: Any, args: Sequence[str], prog: str, app_factory: Callable[[
             obj=ScriptInfo(create_app=app_factory, set_debug_flag=False),
         )
     except SystemExit as done:
-        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        if done.code is None:
+            return ExitStatus.OK
+        return done.code if isinstance(done.code, int) else ExitStatus.REGION_FAILED
     return ExitStatus.OK
 
 
@@ -130,7 +132,7 @@ def run_db(args: Sequence[str], environ: Mapping[str, str]) -> int:
     except (SQLAlchemyError, CommandError) as error:
         # An unreachable database or a failed migration: one line, not a traceback.
         print(f"ERROR: database {db_url(app)}: {_first_line(error)}", file=sys.stderr)
-        return 1  # the command was right; the database did not let it work
+        return ExitStatus.REGION_FAILED  # the command was right; the database did not let it work
 
 
 def _first_line(error: BaseException) -> str:
@@ -188,7 +190,7 @@ def run_gunicorn(args: argparse.Namespace, settings: Settings, environ: Mapping[
     try:
         server.run()
     except SystemExit as done:
-        return done.code if isinstance(done.code, int) else 0
+        return done.code if isinstance(done.code, int) else ExitStatus.OK
     return ExitStatus.OK
 
 
@@ -199,9 +201,10 @@ def _file_logging(settings: Settings, environ: Mapping[str, str]) -> str:
 
 
 def _report(error: GlanceSyncError) -> int:
-    for line in getattr(error, "problems", None) or [str(error)]:
+    explained = explain(error)
+    for line in explained.lines:
         print(f"ERROR: {line}", file=sys.stderr)
-    return ExitStatus.USAGE
+    return explained.exit_status
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

@@ -19,7 +19,7 @@ from fiwareglancesync.app import taskstore
 from fiwareglancesync.app.extensions import db
 from fiwareglancesync.app.models import FAILED, SYNCED
 from fiwareglancesync.engine import GlanceSync
-from fiwareglancesync.errors import GlanceSyncError
+from fiwareglancesync.errors import explain
 
 logger = logging.getLogger(__name__)
 
@@ -82,12 +82,15 @@ class SyncRunner:
         try:
             engine = self.new_engine()
             result = engine.sync_region(region)
-        except GlanceSyncError as error:
-            logger.error("Task %s: sync of region %s failed: %s", task_id, region, error)
-            return FAILED, str(error) or type(error).__name__
         except Exception as error:
-            logger.exception("Task %s: sync of region %s failed unexpectedly", task_id, region)
-            return FAILED, f"Unexpected error: {type(error).__name__}: {error}"
+            explained = explain(error)
+            if explained.bug:
+                logger.exception("Task %s: sync of region %s failed unexpectedly", task_id, region)
+            else:
+                logger.error(
+                    "Task %s: sync of region %s failed: %s", task_id, region, explained.text
+                )
+            return FAILED, explained.text
         finally:
             if engine is not None:
                 engine.close()

@@ -19,6 +19,7 @@ Safety rules the code below keeps:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -137,6 +138,22 @@ def _call_with_deadline(function: Callable[[], T], seconds: float, what: str) ->
     return outcome["value"]
 
 
+def _keeps_the_promise(method: Callable[..., T]) -> Callable[..., T]:
+    """Only FacadeError leaves a facade: a client library's own exception is turned into
+    one here, whichever call inside the method raised it (bugs stay what they are)."""
+
+    @functools.wraps(method)
+    def wrapper(self: GlanceFacade, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except FacadeError:
+            raise
+        except CLIENT_ERRORS as error:
+            raise FacadeError(describe(error, method.__name__.replace("_", " "))) from error
+
+    return wrapper
+
+
 class GlanceFacade(Facade):
     """The regions of one target, reached through its Keystone v3 catalog."""
 
@@ -193,6 +210,7 @@ class GlanceFacade(Facade):
             }
         return self._endpoints
 
+    @_keeps_the_promise
     def regions(self) -> list[str]:
         return sorted(self._image_endpoints())
 
@@ -200,6 +218,7 @@ class GlanceFacade(Facade):
         # The same Glance whatever the user: one Keystone URL and region name.
         return f"glance {self.target.credential.auth_url.rstrip('/')} {region}"
 
+    @_keeps_the_promise
     def project_id(self) -> str:
         if self._project_id is None:
             project_id = self._access().project_id
@@ -260,6 +279,7 @@ class GlanceFacade(Facade):
                 records.setdefault(record["id"], dict(record))
         return list(records.values())
 
+    @_keeps_the_promise
     def list_images(self, region: str) -> list[Image]:
         """Every image the token may list: with an admin token, other projects' private
         ones too. The planner's owner rules decide what counts, and a backup keeps them."""
@@ -286,6 +306,7 @@ class GlanceFacade(Facade):
     def _get(self, client: glance_client.Client, image_id: str) -> dict[str, Any]:
         return dict(client.images.get(image_id))
 
+    @_keeps_the_promise
     def update(self, region: str, image: Image) -> None:
         client = self._client(region)
 
@@ -302,6 +323,7 @@ class GlanceFacade(Facade):
 
         self._call(f"updating the metadata of image {image.name}", patch_image)
 
+    @_keeps_the_promise
     def delete(self, region: str, image_id: str) -> bool:
         client = self._client(region)
         try:
@@ -314,6 +336,7 @@ class GlanceFacade(Facade):
 
     # ------------------------------------------------------------------- transfers
 
+    @_keeps_the_promise
     def download(self, region: str, image: Image) -> ImageData:
         """Stream the master image's data: the GET starts now, the bytes flow later."""
         client = self._client(region)
@@ -331,6 +354,7 @@ class GlanceFacade(Facade):
         stream.on_close = response.close  # also when the upload never started reading
         return stream
 
+    @_keeps_the_promise
     def upload(self, region: str, image: Image, data: ImageData | None) -> Image:
         if data is None:
             raise FacadeError(f"no data to upload for image {image.name}")

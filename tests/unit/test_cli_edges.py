@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 from builders import run_sync as run
 
-from fiwareglancesync import cli
+from fiwareglancesync import cli, commands
 from fiwareglancesync.errors import ExitStatus, FacadeError
 from fiwareglancesync.facades import mock_factory
 from fiwareglancesync.facades.mock import MockFacade, MockStore
 from fiwareglancesync.image import Image, write_csv
 from fiwareglancesync.mock import main as mock_main
+from fiwareglancesync.parallel import ForkPool
 from fiwareglancesync.regionlock import RegionLocks
 
 ROOT = Path(__file__).parents[2]
@@ -99,19 +100,27 @@ def test_debug_shows_the_chain_of_an_expected_error(environ, store):
 # --------------------------------------------------------------------------- bounds
 
 
-def test_parallel_forks_no_more_processes_than_regions(environ, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "regions, max_children, expected",
+    [(["Burgos", "Leon"], 64, (2, 2)), (["Burgos", "Leon", "other:Madrid"], 2, (2, 2))],
+)
+def test_parallel_forks_at_most_max_children_and_never_more_than_regions(
+    environ, tmp_path, monkeypatch, regions, max_children, expected
+):
     monkeypatch.chdir(tmp_path)
-    sizes = []
-    real_pool = cli.concurrent.futures.ProcessPoolExecutor
+    pools = []
 
-    def recording_pool(workers, **kwargs):
-        sizes.append(workers)
-        return real_pool(workers, **kwargs)
+    class RecordingPool(ForkPool):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            pools.append(self)
 
-    monkeypatch.setattr(cli.concurrent.futures, "ProcessPoolExecutor", recording_pool)
-    argv = ["--parallel", "Burgos", "Leon", "--config", "main.max_children=64"]
+    monkeypatch.setattr(commands, "ForkPool", RecordingPool)
+    argv = ["--parallel", *regions, "--config", f"main.max_children={max_children}"]
     assert run(argv, environ)[0] == ExitStatus.OK
-    assert sizes == [2]
+    (pool,) = pools
+    assert (pool.max_children, pool.peak) == expected
+    assert pool.started == len(regions)
 
 
 def test_a_condition_past_its_limits_is_a_configuration_error_before_any_region(environ, store):

@@ -1,4 +1,4 @@
-"""Turning the engine's view of a region into HTTP answers (410, 503)."""
+"""Turning the engine's view of a region into HTTP answers (410, 503, 500)."""
 
 from __future__ import annotations
 
@@ -9,49 +9,38 @@ from collections.abc import Iterator
 from fiwareglancesync.app.errors import ApiError
 from fiwareglancesync.app.state import service
 from fiwareglancesync.engine import GlanceSync
-from fiwareglancesync.errors import GlanceSyncError, UsageError
+from fiwareglancesync.errors import explain
 
 logger = logging.getLogger(__name__)
 
 
-def _unreachable_types() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean "a cloud server did not answer", whatever the library."""
-    types: list[type[BaseException]] = [ConnectionError, TimeoutError]
-    with contextlib.suppress(ImportError):
-        from keystoneauth1 import exceptions as keystone
-
-        types += [keystone.ConnectionError, keystone.ServiceUnavailable]
-    with contextlib.suppress(ImportError):
-        import requests
-
-        types += [requests.ConnectionError, requests.Timeout]
-    return tuple(types)
-
-
 @contextlib.contextmanager
 def engine_session() -> Iterator[GlanceSync]:
-    """A fresh engine for one request; cloud failures become 410 or 503."""
+    """A fresh engine for one request; its failures become the HTTP answer they stand for.
+
+    The facades raise only FacadeError for a cloud that failed, so no client library is
+    needed here: :func:`errors.explain` says which status an error means (410 for a bad
+    region, 503 for a cloud that did not answer, 500 for a bug).
+    """
     engine = service().new_engine()
     try:
         yield engine
-    except UsageError as error:
-        raise ApiError(410, description=str(error)) from None
-    except GlanceSyncError as error:
-        logger.warning("Service unavailable: %s", error)
-        raise ApiError(503, description=str(error)) from None
-    except _unreachable_types() as error:
-        logger.warning("Service unavailable: %s: %s", type(error).__name__, error)
-        raise ApiError(503, description=f"a cloud server is unreachable ({error})") from None
+    except ApiError:
+        raise
+    except Exception as error:
+        explained = explain(error)
+        if explained.bug:
+            raise  # the application's handler logs the traceback and answers 500
+        if explained.http_status == 503:
+            logger.warning("Service unavailable: %s", explained.text)
+        raise ApiError(explained.http_status, description=explained.text) from None
     finally:
         engine.close()
 
 
 def region_fullname(engine: GlanceSync, region: str) -> str:
-    """The region's fullname: a well-formed name of a known target, or 410."""
-    try:
-        return engine.normalise(region)
-    except UsageError as error:
-        raise ApiError(410, description=str(error)) from None
+    """The region's fullname: a well-formed name of a known target (else UsageError: 410)."""
+    return engine.normalise(region)
 
 
 def known_region(engine: GlanceSync, region: str) -> str:

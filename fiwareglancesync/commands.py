@@ -1,0 +1,237 @@
+"""What each mode of ``sync.py`` does, region after region or with ``--parallel``.
+
+A failure inside a region is logged (one line, from :func:`errors.explain`) and the next
+region goes on; the exit status says whether any region failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from fiwareglancesync.backup import PROJECT_IDS_FILE, backup_file_name, project_ids_text
+from fiwareglancesync.config import MASTER
+from fiwareglancesync.console import configure_logging, write_data
+from fiwareglancesync.engine import GlanceSync, split_region
+from fiwareglancesync.errors import ExitStatus, GlanceSyncError, RegionError, explain
+from fiwareglancesync.image import write_csv, write_rows
+from fiwareglancesync.modes import Mode
+from fiwareglancesync.parallel import ForkPool, Outcome
+from fiwareglancesync.regionlock import RegionBusy
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How the run was asked for: the mode, the regions, and how to run them."""
+
+    mode: Mode
+    regions: tuple[str, ...] = ()
+    parallel: bool = False
+    debug: bool = False
+
+
+def _os_reason(error: OSError) -> str:
+    return (error.strerror or str(error)).lower()
+
+
+# --------------------------------------------------------------------------- one region
+
+
+def run_region(
+    engine: GlanceSync, region: str, mode: Mode, backup_dir: Path | None, debug: bool
+) -> Outcome:
+    """Do ``mode`` for one region; failures are logged, never raised (but interruptions)."""
+    rows: list[tuple[str, ...]] = []
+    try:
+        if mode is Mode.STATUS:
+            rows = [entry.fields() for entry in engine.region_status(region)]
+        elif mode is Mode.BACKUP:
+            assert backup_dir is not None
+            write_backup(engine, region, backup_dir)
+        else:
+            logger.info("======%s", region)
+            engine.sync_region(region, dry_run=mode is Mode.DRY_RUN)
+    except Exception as error:  # noqa: BLE001 - one region's failure, whatever it is
+        _report(region, error, debug)
+        return Outcome(region, False, rows)
+    return Outcome(region, True, rows)
+
+
+def _report(region: str, error: Exception, debug: bool) -> None:
+    explained = explain(error)
+    # Another run on the region is not this run's error: a warning, and the region skipped.
+    level = logging.WARNING if isinstance(error, RegionBusy) else logging.ERROR
+    for line in explained.lines:
+        logger.log(level, "%s: %s", region, line)
+    if debug and not isinstance(error, RegionBusy):
+        logger.error("%s", "".join(traceback.format_exception(error)))
+
+
+def write_backup(engine: GlanceSync, region: str, directory: Path) -> None:
+    images = engine.list_region(region)
+    path = directory / backup_file_name(region)
+    try:
+        with open(path, "w", encoding="utf-8", newline="") as out:
+            write_csv(out, images)
+    except OSError as error:
+        raise RegionError(f"cannot write {path}: {_os_reason(error)}") from None
+
+
+def write_project_ids(engine: GlanceSync, regions: list[str], directory: Path) -> None:
+    """Record the project id of every target the backup used, beside its CSVs.
+
+    The mock replays the backup with them, so the owners in the CSVs match the projects
+    the configuration names. A target that cannot say (its Keystone is down) has already
+    failed its regions; it is left out.
+    """
+    for target in dict.fromkeys(split_region(region)[0] for region in regions):
+        with contextlib.suppress(GlanceSyncError):
+            engine.project_id(target)
+    ids = engine.known_project_ids()
+    if not ids:
+        return
+    path = directory / PROJECT_IDS_FILE
+    try:
+        path.write_text(project_ids_text(ids), encoding="utf-8")
+    except OSError as error:
+        raise GlanceSyncError(f"cannot write {path}: {_os_reason(error)}") from None
+
+
+def print_rows(rows: list[tuple[str, ...]], out: TextIO) -> None:
+    """Status rows, written by the csv module: a name with a comma stays one row."""
+    if rows:
+        write_data(out, lambda: write_rows(out, rows))
+
+
+def _finished(outcome: Outcome) -> None:
+    suffix = "" if outcome.ok else " with errors"
+    logger.info("Region %s has finished%s", outcome.region, suffix)
+
+
+# --------------------------------------------------------------------------- directories
+
+
+def _new_directory(name: str, what: str) -> Path:
+    path = Path(name)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        raise
+    except OSError as error:
+        raise GlanceSyncError(
+            f"cannot create the {what} directory {path} in the current directory: "
+            f"{_os_reason(error)}"
+        ) from None
+    return path
+
+
+def fresh_log_dir() -> Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
+    for attempt in range(1000):
+        with contextlib.suppress(FileExistsError):
+            return _new_directory(f"sync_{stamp}" + (f"_{attempt}" if attempt else ""), "log")
+    raise GlanceSyncError("cannot create a fresh sync_<date> log directory")
+
+
+def new_backup_dir() -> Path:
+    return _new_directory(f"backup_glance_{datetime.datetime.now().isoformat()}", "backup")
+
+
+# --------------------------------------------------------------------------- modes
+
+
+def show_regions(engine: GlanceSync, out: TextIO) -> ExitStatus:
+    names: list[str] = []
+    status = ExitStatus.OK
+    targets = [MASTER] + [name for name in engine.config.targets if name != MASTER]
+    for target in targets:
+        try:
+            names.extend(engine.expand_regions([f"{target}:"]))
+        except GlanceSyncError as error:
+            _target_failed(target, error)
+            status = ExitStatus.REGION_FAILED
+    write_data(out, lambda: print(" ".join(names), file=out))
+    return status
+
+
+def _target_failed(target: str, error: GlanceSyncError) -> None:
+    logger.error("target %s: its regions cannot be listed: %s", target, explain(error).text)
+
+
+def _regions_of_run(engine: GlanceSync, options: RunOptions) -> tuple[list[str], bool]:
+    """The regions to work on, and whether some target's regions could not be listed."""
+    regions, failures = engine.expand_regions_isolated(options.regions)
+    for target, error in failures:
+        _target_failed(target, error)
+    if options.mode is Mode.BACKUP:
+        master = engine.config.master_region
+        regions = [master] + [region for region in regions if region != master]
+    return regions, bool(failures)
+
+
+def _run_sequentially(
+    engine: GlanceSync,
+    regions: list[str],
+    options: RunOptions,
+    backup_dir: Path | None,
+    out: TextIO,
+) -> list[Outcome]:
+    outcomes = []
+    for region in regions:
+        outcome = run_region(engine, region, options.mode, backup_dir, options.debug)
+        outcomes.append(outcome)
+        if options.mode is not Mode.STATUS:
+            _finished(outcome)
+        print_rows(outcome.rows, out)
+        outcome.rows = []  # printed: do not keep every region's rows in memory
+    return outcomes
+
+
+def _run_in_parallel(
+    engine: GlanceSync, regions: list[str], options: RunOptions, backup_dir: Path | None
+) -> list[Outcome]:
+    log_dir = fresh_log_dir()
+    logger.info("Logs of each region in %s/", log_dir)
+
+    def work(region: str, log: TextIO) -> Outcome:
+        # In the child: its own connections, its own log file.
+        engine.forget_connections()
+        configure_logging(log, options.debug)
+        return run_region(engine, region, options.mode, backup_dir, options.debug)
+
+    pool = ForkPool(min(engine.config.max_children, len(regions)), log_dir)
+    outcomes = pool.run(regions, work, _finished) if regions else []
+    logger.info("All is done.")
+    return outcomes
+
+
+def run(engine: GlanceSync, options: RunOptions, out: TextIO) -> ExitStatus:
+    """Do what the command line asked; the exit status says whether a region failed."""
+    if options.mode is Mode.REGIONS:
+        return show_regions(engine, out)
+    regions, targets_failed = _regions_of_run(engine, options)
+    backup_dir = new_backup_dir() if options.mode is Mode.BACKUP else None
+    if not options.mode.prints_data:
+        logger.info("======Master is %s", engine.config.master_region)
+    # Listed once, before any region (and before --parallel forks), with every target's
+    # selection: a failure to list the master is reported by every region that needs it,
+    # a metadata_condition past its limits stops the run here (configuration error).
+    engine.select_for_regions(regions)
+    if options.parallel:
+        outcomes = _run_in_parallel(engine, regions, options, backup_dir)
+        for outcome in outcomes:
+            print_rows(outcome.rows, out)
+    else:
+        outcomes = _run_sequentially(engine, regions, options, backup_dir, out)
+    if backup_dir is not None:
+        write_project_ids(engine, regions, backup_dir)
+        logger.info("Backup written to %s", backup_dir)
+    failed = targets_failed or any(not outcome.ok for outcome in outcomes)
+    return ExitStatus.REGION_FAILED if failed else ExitStatus.OK
