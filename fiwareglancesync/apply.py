@@ -22,6 +22,7 @@ from fiwareglancesync.plan import (
     ImageStatus,
     RegionPlan,
 )
+from fiwareglancesync.region import RegionRef
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ DataOpener = Callable[[Image], ImageData | None]
 
 @dataclass
 class RegionResult:
-    region: str
+    region: RegionRef
     uploaded_bytes: int = 0
     pending_bytes: int = 0
     changes: int = 0
@@ -41,17 +42,17 @@ class _Executor:
         self,
         plan: RegionPlan,
         facade: Facade,
-        bare_region: str,
         open_data: DataOpener,
         dry_run: bool,
     ):
         self.plan = plan
         self.facade = facade
-        self.bare_region = bare_region
+        # The facade serves the region's target: it knows the region by its catalog name.
+        self.bare_region = plan.region.name
         self.open_data = open_data
         self.dry_run = dry_run
         self.result = RegionResult(plan.region)
-        self.name = plan.region
+        self.name = plan.region.fullname
         # Regional ids by name, updated as images are uploaded, to rewrite AMI ids.
         self.regional_ids = {
             entry.name: entry.regional.id for entry in plan.statuses if entry.regional
@@ -189,9 +190,8 @@ class _Executor:
 def apply_plan(
     plan: RegionPlan,
     facade: Facade,
-    bare_region: str,
     open_data: DataOpener,
     dry_run: bool = False,
 ) -> RegionResult:
-    """Execute ``plan`` in ``bare_region`` of ``facade``'s target."""
-    return _Executor(plan, facade, bare_region, open_data, dry_run).run()
+    """Execute ``plan`` in its region, through the facade of the region's target."""
+    return _Executor(plan, facade, open_data, dry_run).run()

@@ -17,11 +17,12 @@ from typing import TextIO
 from fiwareglancesync.backup import PROJECT_IDS_FILE, backup_file_name, project_ids_text
 from fiwareglancesync.config import MASTER
 from fiwareglancesync.console import configure_logging, write_data
-from fiwareglancesync.engine import GlanceSync, split_region
+from fiwareglancesync.engine import GlanceSync
 from fiwareglancesync.errors import ExitStatus, GlanceSyncError, RegionError, explain
 from fiwareglancesync.image import write_csv, write_rows
 from fiwareglancesync.modes import Mode
 from fiwareglancesync.parallel import ForkPool, Outcome
+from fiwareglancesync.region import RegionRef
 from fiwareglancesync.regionlock import RegionBusy
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def _os_reason(error: OSError) -> str:
 
 
 def run_region(
-    engine: GlanceSync, region: str, mode: Mode, backup_dir: Path | None, debug: bool
+    engine: GlanceSync, region: RegionRef, mode: Mode, backup_dir: Path | None, debug: bool
 ) -> Outcome:
     """Do ``mode`` for one region; failures are logged, never raised (but interruptions)."""
     rows: list[tuple[str, ...]] = []
@@ -60,11 +61,11 @@ def run_region(
             engine.sync_region(region, dry_run=mode is Mode.DRY_RUN)
     except Exception as error:  # noqa: BLE001 - one region's failure, whatever it is
         _report(region, error, debug)
-        return Outcome(region, False, rows)
-    return Outcome(region, True, rows)
+        return Outcome(region.fullname, False, rows)
+    return Outcome(region.fullname, True, rows)
 
 
-def _report(region: str, error: Exception, debug: bool) -> None:
+def _report(region: RegionRef, error: Exception, debug: bool) -> None:
     explained = explain(error)
     # Another run on the region is not this run's error: a warning, and the region skipped.
     level = logging.WARNING if isinstance(error, RegionBusy) else logging.ERROR
@@ -74,9 +75,9 @@ def _report(region: str, error: Exception, debug: bool) -> None:
         logger.error("%s", "".join(traceback.format_exception(error)))
 
 
-def write_backup(engine: GlanceSync, region: str, directory: Path) -> None:
+def write_backup(engine: GlanceSync, region: RegionRef, directory: Path) -> None:
     images = engine.list_region(region)
-    path = directory / backup_file_name(region)
+    path = directory / backup_file_name(region.fullname)
     try:
         with open(path, "w", encoding="utf-8", newline="") as out:
             write_csv(out, images)
@@ -84,14 +85,14 @@ def write_backup(engine: GlanceSync, region: str, directory: Path) -> None:
         raise RegionError(f"cannot write {path}: {_os_reason(error)}") from None
 
 
-def write_project_ids(engine: GlanceSync, regions: list[str], directory: Path) -> None:
+def write_project_ids(engine: GlanceSync, regions: list[RegionRef], directory: Path) -> None:
     """Record the project id of every target the backup used, beside its CSVs.
 
     The mock replays the backup with them, so the owners in the CSVs match the projects
     the configuration names. A target that cannot say (its Keystone is down) has already
     failed its regions; it is left out.
     """
-    for target in dict.fromkeys(split_region(region)[0] for region in regions):
+    for target in dict.fromkeys(region.target for region in regions):
         with contextlib.suppress(GlanceSyncError):
             engine.project_id(target)
     ids = engine.known_project_ids()
@@ -153,7 +154,7 @@ def show_regions(engine: GlanceSync, out: TextIO) -> ExitStatus:
     targets = [MASTER] + [name for name in engine.config.targets if name != MASTER]
     for target in targets:
         try:
-            names.extend(engine.expand_regions([f"{target}:"]))
+            names.extend(region.fullname for region in engine.expand_regions([f"{target}:"]))
         except GlanceSyncError as error:
             _target_failed(target, error)
             status = ExitStatus.REGION_FAILED
@@ -165,20 +166,20 @@ def _target_failed(target: str, error: GlanceSyncError) -> None:
     logger.error("target %s: its regions cannot be listed: %s", target, explain(error).text)
 
 
-def _regions_of_run(engine: GlanceSync, options: RunOptions) -> tuple[list[str], bool]:
+def _regions_of_run(engine: GlanceSync, options: RunOptions) -> tuple[list[RegionRef], bool]:
     """The regions to work on, and whether some target's regions could not be listed."""
     regions, failures = engine.expand_regions_isolated(options.regions)
     for target, error in failures:
         _target_failed(target, error)
     if options.mode is Mode.BACKUP:
-        master = engine.config.master_region
+        master = RegionRef(MASTER, engine.config.master_region)
         regions = [master] + [region for region in regions if region != master]
     return regions, bool(failures)
 
 
 def _run_sequentially(
     engine: GlanceSync,
-    regions: list[str],
+    regions: list[RegionRef],
     options: RunOptions,
     backup_dir: Path | None,
     out: TextIO,
@@ -195,12 +196,12 @@ def _run_sequentially(
 
 
 def _run_in_parallel(
-    engine: GlanceSync, regions: list[str], options: RunOptions, backup_dir: Path | None
+    engine: GlanceSync, regions: list[RegionRef], options: RunOptions, backup_dir: Path | None
 ) -> list[Outcome]:
     log_dir = fresh_log_dir()
     logger.info("Logs of each region in %s/", log_dir)
 
-    def work(region: str, log: TextIO) -> Outcome:
+    def work(region: RegionRef, log: TextIO) -> Outcome:
         # In the child: its own connections, its own log file.
         engine.forget_connections()
         configure_logging(log, options.debug)

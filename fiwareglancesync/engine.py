@@ -25,31 +25,12 @@ from fiwareglancesync.plan import (
     plan_region,
     select_images,
 )
+from fiwareglancesync.region import RegionRef
 from fiwareglancesync.regionlock import RegionLocks
 
 logger = logging.getLogger(__name__)
 
 FacadeFactory = Callable[[TargetConfig], Facade]
-
-
-# Characters a region name cannot hold: it becomes a file name (backups, --parallel logs).
-_FORBIDDEN_IN_REGION = ("/", "\x00")
-
-
-def split_region(fullname: str) -> tuple[str, str]:
-    """``'Region'`` → ``('master', 'Region')``; ``'t:Region'`` → ``('t', 'Region')``."""
-    if fullname.count(":") > 1:
-        raise UsageError(f"bad region name {fullname!r}: use Region or target:Region")
-    if any(character in fullname for character in _FORBIDDEN_IN_REGION):
-        raise UsageError(f"bad region name {fullname!r}: a region name cannot contain '/'")
-    target, colon, region = fullname.rpartition(":")
-    if not colon:
-        return MASTER, fullname
-    return target or MASTER, region
-
-
-def join_region(target: str, region: str) -> str:
-    return region if target == MASTER else f"{target}:{region}"
 
 
 def log_notices(notices: Iterable[Notice]) -> None:
@@ -100,41 +81,39 @@ class GlanceSync:
 
     # ------------------------------------------------------------------- regions
 
-    def normalise(self, name: str) -> str:
-        """Validate a region name from the command line and return its fullname."""
-        target, region = split_region(name.strip())
-        self.target(target)
-        if not region:
-            raise UsageError(f"bad region name {name!r}: the region is missing")
-        return join_region(target, region)
+    def normalise(self, name: str) -> RegionRef:
+        """A region name from the command line (or a URL), checked: its target exists."""
+        region = RegionRef.parse(name.strip())
+        self.target(region.target)
+        return region
 
-    def target_regions(self, target: str) -> list[str]:
-        """The fullnames of a target's regions, less its ignore_regions (and the master)."""
+    def target_regions(self, target: str) -> list[RegionRef]:
+        """A target's regions as its catalog lists them, less ignore_regions (and the master)."""
         config = self.target(target)
         ignored = set(config.ignore_regions)
         if target == MASTER:
             ignored.add(self.config.master_region)
         try:
-            bare = self.facade(target).regions()
+            names = self.facade(target).regions()
         except GlanceSyncError:
             raise
         except Exception as error:  # a facade bug: say what failed, the region goes on
             raise RegionError(f"cannot list the regions of target {target}: {error}") from error
-        return [join_region(target, region) for region in bare if region not in ignored]
+        return [RegionRef(target, name) for name in names if name not in ignored]
 
-    def _preferred_first(self, regions: list[str]) -> list[str]:
+    def _preferred_first(self, regions: list[RegionRef]) -> list[RegionRef]:
         order = list(self.config.preferable_order)
 
-        def rank(fullname: str) -> int:
-            if fullname in order:
-                return order.index(fullname)
-            bare = split_region(fullname)[1]
-            return order.index(bare) if bare in order else len(order)
+        def rank(region: RegionRef) -> int:
+            for name in (region.fullname, region.name):
+                if name in order:
+                    return order.index(name)
+            return len(order)
 
         return sorted(regions, key=rank)  # stable: the rest keep their listing order
 
-    def expand_regions(self, names: Sequence[str]) -> list[str]:
-        """Command-line region names → ordered fullnames, without duplicates."""
+    def expand_regions(self, names: Sequence[str]) -> list[RegionRef]:
+        """Command-line region names → ordered regions, without duplicates."""
         regions, failures = self.expand_regions_isolated(names)
         if failures:
             raise failures[0][1]
@@ -142,39 +121,38 @@ class GlanceSync:
 
     def expand_regions_isolated(
         self, names: Sequence[str]
-    ) -> tuple[list[str], list[tuple[str, GlanceSyncError]]]:
+    ) -> tuple[list[RegionRef], list[tuple[str, GlanceSyncError]]]:
         """Like :meth:`expand_regions`, but a target whose regions cannot be listed fails
         alone: its failure is returned beside the regions of the other targets.
 
         Every name is checked first, so a usage error still stops the run before any
         target is asked anything.
         """
-        wanted: list[tuple[str, str]] = []  # ("target", name) or ("region", fullname)
+        wanted: list[str | RegionRef] = []  # a target to expand, or a region
         for name in names or [f"{MASTER}:"]:
             stripped = name.strip()
             if stripped.endswith(":") and stripped.count(":") == 1:
                 target = stripped[:-1] or MASTER
                 self.target(target)
-                wanted.append(("target", target))
+                wanted.append(target)
             else:
-                wanted.append(("region", self.normalise(name)))
-        result: list[str] = []
+                wanted.append(self.normalise(name))
+        result: list[RegionRef] = []
         failures: list[tuple[str, GlanceSyncError]] = []
-        for kind, value in wanted:
-            if kind == "region":
-                result.append(value)
+        for item in wanted:
+            if isinstance(item, RegionRef):
+                result.append(item)
                 continue
             try:
-                result.extend(self._preferred_first(self.target_regions(value)))
+                result.extend(self._preferred_first(self.target_regions(item)))
             except GlanceSyncError as error:
-                failures.append((value, error))
+                failures.append((item, error))
         return list(dict.fromkeys(result)), failures
 
-    def is_known_region(self, fullname: str) -> bool:
-        target, region = split_region(fullname)
-        if target not in self.config.targets:
+    def is_known_region(self, region: RegionRef) -> bool:
+        if region.target not in self.config.targets:
             return False
-        return region in self.facade(target).regions()
+        return region.name in self.facade(region.target).regions()
 
     # ------------------------------------------------------------------- images
 
@@ -184,7 +162,7 @@ class GlanceSync:
             raise self._master_error
         if self._master is None:
             try:
-                listed = self._list(MASTER, self.config.master_region)
+                listed = self._list(RegionRef(MASTER, self.config.master_region))
                 kept, notices = filter_master_images(
                     listed, self.project_id(MASTER), self.config.master_region
                 )
@@ -205,7 +183,7 @@ class GlanceSync:
                 raise ConfigError([f"{target}.metadata_condition: {error}"]) from None
         return self._selected[target]
 
-    def select_for_regions(self, regions: Iterable[str]) -> None:
+    def select_for_regions(self, regions: Iterable[RegionRef]) -> None:
         """Choose each target's images now, before any region is touched.
 
         A ``metadata_condition`` that goes past its limits on some master image is then a
@@ -217,7 +195,7 @@ class GlanceSync:
             self.master_images()
         except GlanceSyncError:
             return
-        for target in dict.fromkeys(split_region(region)[0] for region in regions):
+        for target in dict.fromkeys(region.target for region in regions):
             if target in self.config.targets:
                 self.selected_images(target)
 
@@ -225,37 +203,35 @@ class GlanceSync:
         """The project ids asked for so far, by target (for backups)."""
         return dict(self._project_ids)
 
-    def _list(self, target: str, region: str) -> list[Image]:
+    def _list(self, region: RegionRef) -> list[Image]:
         try:
-            return self.facade(target).list_images(region)
+            return self.facade(region.target).list_images(region.name)
         except GlanceSyncError:
             raise
         except Exception as error:  # a facade bug: say what failed, the region goes on
             raise RegionError(f"cannot list the images: {error}") from error
 
-    def list_region(self, fullname: str) -> list[Image]:
-        target, region = split_region(fullname)
-        images = self._list(target, region)
+    def list_region(self, region: RegionRef) -> list[Image]:
+        images = self._list(region)
         for image in images:
-            image.region = fullname
+            image.region = region.fullname
         return images
 
-    def plan(self, fullname: str) -> RegionPlan:
+    def plan(self, region: RegionRef) -> RegionPlan:
         """Statuses and actions for one region (lists the region; changes nothing)."""
-        target = split_region(fullname)[0]
         master = self.master_images()
-        regional = self.list_region(fullname)
+        regional = self.list_region(region)
         return plan_region(
-            fullname,
+            region,
             master,
             regional,
-            self.target(target),
-            self.project_id(target),
-            self.selected_images(target),
+            self.target(region.target),
+            self.project_id(region.target),
+            self.selected_images(region.target),
         )
 
-    def region_status(self, fullname: str) -> list[ImageStatus]:
-        plan = self.plan(fullname)
+    def region_status(self, region: RegionRef) -> list[ImageStatus]:
+        plan = self.plan(region)
         log_notices(plan.notices)
         return plan.statuses
 
@@ -266,22 +242,21 @@ class GlanceSync:
             return ImageData.from_file(path, master)
         return self.facade(MASTER).download(self.config.master_region, master)
 
-    def sync_region(self, fullname: str, dry_run: bool = False) -> RegionResult:
+    def sync_region(self, region: RegionRef, dry_run: bool = False) -> RegionResult:
         """Plan and apply one region; raise RegionError if it cannot be completed.
 
         A real sync holds the region's host-wide lock while it plans and applies, so a
         second run on the same region waits (up to lock_timeout) and then plans again;
         a dry run changes nothing and never waits.
         """
-        target, region = split_region(fullname)
-        key = None if dry_run else self.facade(target).lock_key(region)
+        facade = self.facade(region.target)
+        key = None if dry_run else facade.lock_key(region.name)
         if key is None:
-            return self._plan_and_apply(fullname, dry_run)
-        with self.locks.hold(key, fullname):
-            return self._plan_and_apply(fullname, dry_run)
+            return self._plan_and_apply(region, dry_run)
+        with self.locks.hold(key, region.fullname):
+            return self._plan_and_apply(region, dry_run)
 
-    def _plan_and_apply(self, fullname: str, dry_run: bool) -> RegionResult:
-        plan = self.plan(fullname)
+    def _plan_and_apply(self, region: RegionRef, dry_run: bool) -> RegionResult:
+        plan = self.plan(region)
         log_notices(plan.notices)
-        target, region = split_region(fullname)
-        return apply_plan(plan, self.facade(target), region, self.open_data, dry_run)
+        return apply_plan(plan, self.facade(region.target), self.open_data, dry_run)

@@ -20,10 +20,12 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
+
+from fiwareglancesync.region import RegionRef
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ class Outcome:
 
 @dataclass
 class _Child:
-    region: str
+    region: RegionRef
     pid: int
     result: Path
 
@@ -65,13 +67,13 @@ class ForkPool:
 
     def run(
         self,
-        regions: Iterable[str],
-        work: Callable[[str, TextIO], Outcome],
+        regions: Sequence[RegionRef],
+        work: Callable[[RegionRef, TextIO], Outcome],
         on_done: Callable[[Outcome], None],
     ) -> list[Outcome]:
         waiting = deque(regions)
         outcomes: dict[str, Outcome] = {}
-        order = list(waiting)
+        order = [region.fullname for region in regions]
         try:
             while waiting or self.running:
                 while waiting and len(self.running) < self.max_children:
@@ -87,10 +89,10 @@ class ForkPool:
 
     # ------------------------------------------------------------------- children
 
-    def _start(self, region: str, work: Callable[[str, TextIO], Outcome]) -> None:
+    def _start(self, region: RegionRef, work: Callable[[RegionRef, TextIO], Outcome]) -> None:
         self.started += 1
         result = self.log_dir / f".result-{self.started}.json"
-        log_path = self.log_dir / f"{region}.txt"
+        log_path = self.log_dir / f"{region.fullname}.txt"
         pid = os.fork()
         if pid == 0:  # the child: never returns
             self._child(region, work, log_path, result)
@@ -98,7 +100,10 @@ class ForkPool:
 
     @staticmethod
     def _child(
-        region: str, work: Callable[[str, TextIO], Outcome], log_path: Path, result: Path
+        region: RegionRef,
+        work: Callable[[RegionRef, TextIO], Outcome],
+        log_path: Path,
+        result: Path,
     ) -> None:
         status = 1
         try:
@@ -135,7 +140,8 @@ class ForkPool:
         try:
             recorded = json.loads(child.result.read_text(encoding="utf-8"))
             child.result.unlink()
-            return Outcome(child.region, bool(recorded["ok"]), [tuple(r) for r in recorded["rows"]])
+            rows = [tuple(row) for row in recorded["rows"]]
+            return Outcome(child.region.fullname, bool(recorded["ok"]), rows)
         except (OSError, ValueError, KeyError, TypeError):
             pass
         if os.WIFSIGNALED(status):
@@ -143,7 +149,7 @@ class ForkPool:
         else:
             cause = f"exit status {os.waitstatus_to_exitcode(status)}"
         logger.error("%s: the child process failed: %s", child.region, cause)
-        return Outcome(child.region, False)
+        return Outcome(child.region.fullname, False)
 
     def stop(self) -> None:
         """Stop the running children (ours, by PID) and wait for them, within bounds."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from fiwareglancesync.config import TargetConfig
 from fiwareglancesync.image import AMI_PROPERTIES, Image, gc_paused, same_owner, write_rows
+from fiwareglancesync.region import RegionRef
 
 OBSOLETE_SUFFIX = "_obsolete"
 
@@ -49,7 +50,7 @@ class ImageStatus:
     """The sync status of one master image in one region."""
 
     status: str
-    region: str
+    region: RegionRef
     master: Image
     regional: Image | None = None
     message: str | None = None
@@ -64,7 +65,7 @@ class ImageStatus:
 
     def fields(self) -> tuple[str, str, str]:
         """The ``--show-status`` row: status, region, image name."""
-        return self.status, self.region, self.name
+        return self.status, self.region.fullname, self.name
 
     def row(self) -> str:
         """The row as CSV text: a name with a comma, a quote or a newline is quoted."""
@@ -83,7 +84,7 @@ class ObsoleteUpdate:
 
 @dataclass
 class RegionPlan:
-    region: str
+    region: RegionRef
     statuses: list[ImageStatus]
     transfers: list[ImageStatus]
     obsolete_updates: list[ObsoleteUpdate]
@@ -178,7 +179,7 @@ class _Region:
 
     def __init__(
         self,
-        region: str,
+        region: RegionRef,
         images: Sequence[Image],
         target: TargetConfig,
         project_id: str | None,
@@ -274,7 +275,7 @@ def ami_dependencies(image: Image) -> list[tuple[str, str]]:
 class _Planner:
     def __init__(
         self,
-        region: str,
+        region: RegionRef,
         master_images: list[Image],
         selected: list[Image],
         regional_images: list[Image],
@@ -498,7 +499,7 @@ def _transfer_order(
 
 
 def plan_region(
-    region: str,
+    region: RegionRef,
     master_images: list[Image],
     regional_images: list[Image],
     target: TargetConfig,

@@ -20,6 +20,7 @@ from fiwareglancesync.app.extensions import db
 from fiwareglancesync.app.models import FAILED, SYNCED
 from fiwareglancesync.engine import GlanceSync
 from fiwareglancesync.errors import explain
+from fiwareglancesync.region import RegionRef
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class SyncRunner:
         engine: GlanceSync | None = None
         try:
             engine = self.new_engine()
-            result = engine.sync_region(region)
+            result = engine.sync_region(RegionRef.parse(region))
         except Exception as error:
             explained = explain(error)
             if explained.bug:

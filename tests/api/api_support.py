@@ -19,6 +19,7 @@ from fiwareglancesync.engine import GlanceSync
 from fiwareglancesync.facades.base import Facade, ImageData
 from fiwareglancesync.facades.mock import MockFacade, MockStore, region_of_file
 from fiwareglancesync.image import Image, read_csv
+from fiwareglancesync.region import RegionRef
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -96,12 +97,12 @@ class SteeredSync(GlanceSync):
         super().__init__(switch.config, switch.facade)
         self.switch = switch
 
-    def sync_region(self, fullname: str, dry_run: bool = False) -> RegionResult:
-        self.switch.synced.append(fullname)
+    def sync_region(self, region: RegionRef, dry_run: bool = False) -> RegionResult:
+        self.switch.synced.append(region.fullname)
         self.switch.sync_started.set()
         if not self.switch.gate.wait(WAIT):
             raise RuntimeError("the test never released the sync")
-        return super().sync_region(fullname, dry_run)
+        return super().sync_region(region, dry_run)
 
 
 class EngineSwitch:

@@ -7,13 +7,14 @@ from api_support import ADMIN, EngineSwitch
 from flask.testing import FlaskClient
 
 from fiwareglancesync.plan import STATUSES
+from fiwareglancesync.region import RegionRef
 
 
 @pytest.mark.parametrize("region", ["Burgos", "Leon", "other:Madrid"])
 def test_statuses_are_those_of_show_status_in_the_same_order(
     client: FlaskClient, engines: EngineSwitch, region: str
 ) -> None:
-    expected = engines.engine().region_status(region)
+    expected = engines.engine().region_status(RegionRef.parse(region))
     response = client.get(f"/regions/{region}", headers=ADMIN)
     assert response.status_code == 200
     images = response.get_json()["images"]

@@ -18,8 +18,10 @@ from fiwareglancesync.facades.mock import MockStore
 from fiwareglancesync.image import Image, read_csv, write_csv
 from fiwareglancesync.mock import main as load_main
 from fiwareglancesync.plan import ERROR_AMI, ERROR_CHECKSUM, OK, OK_STALLED
+from fiwareglancesync.region import RegionRef
 
 OURS, THEIRS = "tenant1id", "tenant9id"
+REGION = RegionRef("master", "R")
 NAMES = ["a", "b", "c", "d", "a_obsolete", "b_obsolete", "e"]
 CONTENTS = ["x", "y", "z", "w"]
 PROPERTIES = st.dictionaries(
@@ -137,8 +139,8 @@ def snapshot(store):
 def test_after_a_sync_a_second_plan_is_settled(world_):
     master, regional, target = world_
     store, config = world(master, regional, target)
-    engine(store, config).sync_region("R")
-    statuses = {entry.status for entry in engine(store, config).region_status("R")}
+    engine(store, config).sync_region(REGION)
+    statuses = {entry.status for entry in engine(store, config).region_status(REGION)}
     assert statuses <= SETTLED
 
 
@@ -148,7 +150,7 @@ def test_dry_run_never_changes_the_store(world_):
     master, regional, target = world_
     store, config = world(master, regional, target)
     before = snapshot(store)
-    engine(store, config).sync_region("R", dry_run=True)
+    engine(store, config).sync_region(REGION, dry_run=True)
     assert snapshot(store) == before
 
 
@@ -160,7 +162,7 @@ def test_images_of_other_projects_are_never_changed(world_):
     target = dataclasses.replace(target, only_tenant_images=True)
     store, config = world(master, regional, target)
     foreign = {repr(i) for i in regional if i.owner == THEIRS}
-    engine(store, config).sync_region("R")
+    engine(store, config).sync_region(REGION)
     after = {repr(i) for i in store.read("R") if i.owner == THEIRS}
     assert after == foreign
 
@@ -170,7 +172,7 @@ def test_images_of_other_projects_are_never_changed(world_):
 def test_obsolete_images_are_never_uploaded(world_):
     master, regional, target = world_
     store, config = world(master, regional, target)
-    engine(store, config).sync_region("R")
+    engine(store, config).sync_region(REGION)
     created = [i for i in store.read("R") if "$" in i.id]
     assert not [i for i in created if i.name.endswith("_obsolete")]
 

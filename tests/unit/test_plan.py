@@ -19,10 +19,13 @@ from fiwareglancesync.plan import (
     is_synchronisable,
     plan_region,
 )
+from fiwareglancesync.region import RegionRef
+
+R = RegionRef("master", "R")
 
 
 def statuses(master, regional, config=None, project=PROJECT):
-    plan = plan_region("R", master, regional, config or target(), project)
+    plan = plan_region(R, master, regional, config or target(), project)
     return {entry.name: entry.status for entry in plan.statuses}
 
 
@@ -140,7 +143,7 @@ def test_directive_precedence_is_dontupdate_rename_replace_rename_any_replace_an
 
 def test_error_checksum_logs_the_operator_message_with_the_regional_checksum():
     old = checksum("old")
-    plan = plan_region("R", [image("a")], [image("a", checksum=old)], target(), PROJECT)
+    plan = plan_region(R, [image("a")], [image("a", checksum=old)], target(), PROJECT)
     assert plan.statuses[0].status == ERROR_CHECKSUM
     assert old in plan.statuses[0].message
     assert (
@@ -183,7 +186,7 @@ def test_empty_metadata_set_compares_every_master_property():
 def test_only_tenant_images_ignores_other_projects_with_a_warning():
     master = [image("a")]
     regional = [image("a", "foreign", owner="other")]
-    plan = plan_region("R", master, regional, target(), PROJECT)
+    plan = plan_region(R, master, regional, target(), PROJECT)
     assert plan.statuses[0].status == PENDING_UPLOAD
     assert "R: image a (UUID foreign) is owned by other tenant: other" in messages(plan)
     assert statuses(master, regional, target(only_tenant_images=False)) == {"a": OK}
@@ -196,14 +199,14 @@ def test_with_only_tenant_images_false_another_projects_copy_is_the_regional_cop
         image("b", "rb", owner="other", checksum=checksum("old")),
     ]
     opted_in = target(only_tenant_images=False, replace=frozenset({"any"}))
-    plan = plan_region("R", master, regional, opted_in, PROJECT)
+    plan = plan_region(R, master, regional, opted_in, PROJECT)
     assert {s.name: s.status for s in plan.statuses} == {
         "a": PENDING_METADATA,
         "b": PENDING_REPLACE,
     }
     warning = "R: image a (UUID ra) is owned by other tenant: other"
     assert warning in messages(plan)
-    assert warning in messages(plan_region("R", master, regional, target(), PROJECT))
+    assert warning in messages(plan_region(R, master, regional, target(), PROJECT))
 
 
 def test_regional_owner_comparison_ignores_leading_zeros():
@@ -212,7 +215,7 @@ def test_regional_owner_comparison_ignores_leading_zeros():
 
 
 def test_non_active_regional_image_is_absent_with_the_documented_warning():
-    plan = plan_region("R", [image("a")], [image("a", "q", status="queued")], target(), PROJECT)
+    plan = plan_region(R, [image("a")], [image("a", "q", status="queued")], target(), PROJECT)
     assert plan.statuses[0].status == PENDING_UPLOAD
     assert "R: state of image a with UUID q  is not active: queued" in messages(plan)
 
@@ -220,7 +223,7 @@ def test_non_active_regional_image_is_absent_with_the_documented_warning():
 def test_regional_duplicate_prefers_the_copy_with_the_master_checksum():
     master = [image("a")]
     regional = [image("a", "wrong", checksum=checksum("x")), image("a", "right")]
-    plan = plan_region("R", master, regional, target(), PROJECT)
+    plan = plan_region(R, master, regional, target(), PROJECT)
     assert plan.statuses[0].status == OK
     assert plan.statuses[0].regional.id == "right"
     assert "R: image name a is duplicated. UUIDs: wrong right" in messages(plan)
@@ -232,13 +235,13 @@ def test_regional_duplicate_without_match_uses_the_first_listed():
         image("a", "first", checksum=checksum("x")),
         image("a", "second", checksum=checksum("y")),
     ]
-    plan = plan_region("R", master, regional, target(), PROJECT)
+    plan = plan_region(R, master, regional, target(), PROJECT)
     assert plan.statuses[0].regional.id == "first"
 
 
 def test_status_rows_are_sorted_by_size_then_name():
     master = [image("b", size=5), image("a", size=5), image("c", size=1)]
-    plan = plan_region("R", master, [], target(), PROJECT)
+    plan = plan_region(R, master, [], target(), PROJECT)
     assert [entry.row() for entry in plan.statuses] == [
         "pending_upload,R,c",
         "pending_upload,R,a",
@@ -259,7 +262,7 @@ def ami_master(kernel_size=10, image_size=100):
 
 
 def test_ami_dependencies_go_first_whatever_their_size():
-    plan = plan_region("R", ami_master(kernel_size=10_000, image_size=100), [], target(), PROJECT)
+    plan = plan_region(R, ami_master(kernel_size=10_000, image_size=100), [], target(), PROJECT)
     assert [entry.name for entry in plan.transfers] == ["ramdisk", "kernel", "ami"]
 
 
@@ -300,7 +303,7 @@ def test_own_upload_status_wins_over_ami_statuses():
 
 def test_ami_pointing_outside_the_master_is_error_ami_not_a_crash():
     master = [image("ami", "ma", user_properties={"kernel_id": "nowhere"})]
-    plan = plan_region("R", master, [], target(), PROJECT)
+    plan = plan_region(R, master, [], target(), PROJECT)
     assert plan.statuses[0].status == ERROR_AMI
     assert "nowhere" in plan.statuses[0].message
     assert plan.transfers == []
@@ -322,7 +325,7 @@ def obsolete_master():
 
 
 def test_obsolete_master_image_is_never_uploaded():
-    plan = plan_region("R", obsolete_master(), [], target(forcesyncs={"mo"}), PROJECT)
+    plan = plan_region(R, obsolete_master(), [], target(forcesyncs={"mo"}), PROJECT)
     assert plan.statuses == [] and plan.transfers == []
 
 
@@ -335,9 +338,7 @@ def test_regional_image_is_renamed_obsolete_with_visibility_and_syncprops():
             user_properties={"sdc": "yes", "nid": "7", "mine": "x"},
         )
     ]
-    plan = plan_region(
-        "R", obsolete_master(), regional, target(obsolete_syncprops={"sdc"}), PROJECT
-    )
+    plan = plan_region(R, obsolete_master(), regional, target(obsolete_syncprops={"sdc"}), PROJECT)
     [update] = plan.obsolete_updates
     assert update.desired.name == "deb_obsolete"
     assert update.desired.is_public is False
@@ -346,33 +347,33 @@ def test_regional_image_is_renamed_obsolete_with_visibility_and_syncprops():
 
 def test_already_obsolete_regional_image_is_kept_in_step_or_left_alone():
     stale = [image("deb_obsolete", "rd", checksum=checksum("deb"), is_public=True)]
-    plan = plan_region("R", obsolete_master(), stale, target(), PROJECT)
+    plan = plan_region(R, obsolete_master(), stale, target(), PROJECT)
     assert [u.desired.is_public for u in plan.obsolete_updates] == [False]
     fresh = [image("deb_obsolete", "rd", checksum=checksum("deb"), is_public=False)]
-    assert plan_region("R", obsolete_master(), fresh, target(), PROJECT).obsolete_updates == []
+    assert plan_region(R, obsolete_master(), fresh, target(), PROJECT).obsolete_updates == []
 
 
 def test_obsolete_never_touches_other_owners_or_other_content_or_disabled_targets():
     foreign = [image("deb", "rd", checksum=checksum("deb"), owner="other")]
-    assert plan_region("R", obsolete_master(), foreign, target(), PROJECT).obsolete_updates == []
+    assert plan_region(R, obsolete_master(), foreign, target(), PROJECT).obsolete_updates == []
     different = [image("deb", "rd", checksum=checksum("other"))]
-    assert plan_region("R", obsolete_master(), different, target(), PROJECT).obsolete_updates == []
+    assert plan_region(R, obsolete_master(), different, target(), PROJECT).obsolete_updates == []
     same = [image("deb", "rd", checksum=checksum("deb"))]
     disabled = target(support_obsolete_images=False)
-    assert plan_region("R", obsolete_master(), same, disabled, PROJECT).obsolete_updates == []
+    assert plan_region(R, obsolete_master(), same, disabled, PROJECT).obsolete_updates == []
 
 
 def test_obsolete_applies_to_other_owners_when_only_tenant_images_is_false():
     foreign = [image("deb", "rd", checksum=checksum("deb"), owner="other")]
     opted_in = target(only_tenant_images=False)
-    updates = plan_region("R", obsolete_master(), foreign, opted_in, PROJECT).obsolete_updates
+    updates = plan_region(R, obsolete_master(), foreign, opted_in, PROJECT).obsolete_updates
     assert [(u.current.id, u.desired.name) for u in updates] == [("rd", "deb_obsolete")]
 
 
 def test_obsolete_is_ignored_when_the_plain_name_is_synchronisable():
     master = [*obsolete_master(), image("deb", "md")]
     regional = [image("deb", "rd", checksum=checksum("deb"))]
-    plan = plan_region("R", master, regional, target(), PROJECT)
+    plan = plan_region(R, master, regional, target(), PROJECT)
     assert plan.obsolete_updates == []
     assert (
         "Ignore obsolete master image deb_obsolete because deb exists and it is synchronisable."
@@ -381,6 +382,6 @@ def test_obsolete_is_ignored_when_the_plain_name_is_synchronisable():
 
 
 def test_synchronised_plan_has_nothing_to_do():
-    plan = plan_region("R", [image("a")], [image("a")], target(), PROJECT)
+    plan = plan_region(R, [image("a")], [image("a")], target(), PROJECT)
     assert plan.is_synchronised
-    assert not plan_region("R", [image("a")], [], target(), PROJECT).is_synchronised
+    assert not plan_region(R, [image("a")], [], target(), PROJECT).is_synchronised

@@ -10,6 +10,7 @@ from fiwareglancesync.app.errors import ApiError
 from fiwareglancesync.app.state import service
 from fiwareglancesync.engine import GlanceSync
 from fiwareglancesync.errors import explain
+from fiwareglancesync.region import RegionRef
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +39,14 @@ def engine_session() -> Iterator[GlanceSync]:
         engine.close()
 
 
-def region_fullname(engine: GlanceSync, region: str) -> str:
-    """The region's fullname: a well-formed name of a known target (else UsageError: 410)."""
+def region_fullname(engine: GlanceSync, region: str) -> RegionRef:
+    """The region named in a URL: a well-formed name of a known target (else 410)."""
     return engine.normalise(region)
 
 
-def known_region(engine: GlanceSync, region: str) -> str:
-    """The fullname of a region the cloud has; 410 otherwise."""
-    fullname = region_fullname(engine, region)
-    if not engine.is_known_region(fullname):
-        raise ApiError(410, description=f"there is no region {fullname}")
-    return fullname
+def known_region(engine: GlanceSync, region: str) -> RegionRef:
+    """The region named in a URL, which the cloud has; 410 otherwise."""
+    found = region_fullname(engine, region)
+    if not engine.is_known_region(found):
+        raise ApiError(410, description=f"there is no region {found}")
+    return found

@@ -40,7 +40,7 @@ def region_status(region: str) -> Response:
 def start_sync(region: str) -> Response:
     state = service()
     with engine_session() as engine:
-        fullname = known_region(engine, region)
+        fullname = known_region(engine, region).fullname
     identity = g.identity
     claim = taskstore.claim_region(
         fullname, (identity.user_name, identity.user_id), state.settings.task_lease_seconds

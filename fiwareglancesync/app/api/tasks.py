@@ -28,7 +28,7 @@ def _not_found(region: str) -> ApiError:
 
 def _fullname(region: str) -> str:
     with engine_session() as engine:
-        return region_fullname(engine, region)
+        return region_fullname(engine, region).fullname
 
 
 @blueprint.get("/regions/<region>/tasks/<task_id>")

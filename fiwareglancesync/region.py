@@ -1,0 +1,42 @@
+"""A region of a target: made once, from the command line or a catalog, then passed on.
+
+``Region`` is a region of the master target; ``target:Region`` a region of another one;
+``master:Region`` is accepted and means ``Region``. The *fullname* is what operators see
+in log lines, status rows and backup file names; the *name* is what the target's
+Keystone catalog calls it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fiwareglancesync.config import MASTER
+from fiwareglancesync.errors import UsageError
+
+# A region name becomes a file name (backups, --parallel logs): no path separators.
+_FORBIDDEN = ("/", "\x00")
+
+
+@dataclass(frozen=True, order=True)
+class RegionRef:
+    target: str
+    name: str
+
+    @classmethod
+    def parse(cls, text: str) -> RegionRef:
+        """``'Region'``, ``'target:Region'`` or ``'master:Region'``; a UsageError otherwise."""
+        if text.count(":") > 1:
+            raise UsageError(f"bad region name {text!r}: use Region or target:Region")
+        if any(character in text for character in _FORBIDDEN):
+            raise UsageError(f"bad region name {text!r}: a region name cannot contain '/'")
+        target, _, name = text.rpartition(":")
+        if not name:
+            raise UsageError(f"bad region name {text!r}: the region is missing")
+        return cls(target or MASTER, name)
+
+    @property
+    def fullname(self) -> str:
+        return self.name if self.target == MASTER else f"{self.target}:{self.name}"
+
+    def __str__(self) -> str:
+        return self.fullname
