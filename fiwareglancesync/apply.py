@@ -8,8 +8,9 @@ is verified. With ``dry_run`` nothing is changed and every action is only logged
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fiwareglancesync.errors import RegionError
 from fiwareglancesync.facades.base import Facade, ImageData
@@ -33,8 +34,10 @@ DataOpener = Callable[[Image], ImageData | None]
 class RegionResult:
     region: RegionRef
     uploaded_bytes: int = 0
+    uploaded_images: int = 0
     pending_bytes: int = 0
     changes: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)  # the plan's, before acting
 
 
 class _Executor:
@@ -60,6 +63,7 @@ class _Executor:
         self.master_names = {image.id: image.name for image in plan.master_images}
 
     def run(self) -> RegionResult:
+        self.result.statuses = dict(Counter(entry.status for entry in self.plan.statuses))
         if self.plan.is_synchronised:
             logger.info("%s: Region is synchronized.", self.name)
             return self.result
@@ -152,6 +156,7 @@ class _Executor:
         created = self._upload(entry.master)
         self.regional_ids[entry.name] = created.id
         self.result.uploaded_bytes += entry.size
+        self.result.uploaded_images += 1
         self.result.changes += 1
         logger.info("%s: Image uploaded.", self.name)
         old = entry.regional

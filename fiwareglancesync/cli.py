@@ -89,6 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
         const=Mode.BACKUP,
         help="do not sync, make a backup of the regions' metadata (in backup_glance_<date>/)",
     )
+    parser.add_argument(
+        "--format",
+        dest="output_format",
+        choices=("csv", "json", "html"),
+        default="csv",
+        help="with --show-status: status,region,image rows (csv, the default), a JSON "
+        "report, or a self-contained HTML page of images by regions",
+    )
+    parser.add_argument(
+        "--metrics-file",
+        metavar="PATH",
+        help="write the run's figures to PATH in Prometheus' text format (for "
+        "node_exporter's textfile collector), replacing it at once",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of bugs")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.set_defaults(mode=Mode.SYNC)
@@ -101,7 +115,10 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     ``--config`` takes every word after it, as in the original tool. A word without
     ``=`` cannot be an override, so it is taken for what the operator meant: a region.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.output_format != "csv" and args.mode is not Mode.STATUS:
+        parser.error("--format goes with --show-status")
     overrides = [item for item in args.config if "=" in item]
     args.regions = [*args.regions, *(item for item in args.config if "=" not in item)]
     args.config = overrides
@@ -120,7 +137,14 @@ def _run(
         logger.warning("%s", warning)
     engine = GlanceSync(config, (factory or default_facade_factory)(environ))
     try:
-        options = RunOptions(args.mode, tuple(args.regions), args.parallel, args.debug)
+        options = RunOptions(
+            args.mode,
+            tuple(args.regions),
+            args.parallel,
+            args.debug,
+            args.output_format,
+            args.metrics_file,
+        )
         return run_commands(engine, options, out)
     finally:
         engine.close()

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
+import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -20,10 +22,12 @@ from fiwareglancesync.console import configure_logging, write_data
 from fiwareglancesync.engine import GlanceSync
 from fiwareglancesync.errors import ExitStatus, GlanceSyncError, RegionError, explain
 from fiwareglancesync.image import write_csv, write_rows
+from fiwareglancesync.metrics import RegionFigures, write_metrics
 from fiwareglancesync.modes import Mode
 from fiwareglancesync.parallel import ForkPool, Outcome
 from fiwareglancesync.region import RegionRef
 from fiwareglancesync.regionlock import RegionBusy
+from fiwareglancesync.report import RegionReport, StatusReport, image_entries, render_html
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +40,12 @@ class RunOptions:
     regions: tuple[str, ...] = ()
     parallel: bool = False
     debug: bool = False
+    output_format: str = "csv"  # --show-status: csv rows, or a json or html report
+    metrics_file: str | None = None
+
+    @property
+    def reports(self) -> bool:
+        return self.mode is Mode.STATUS and self.output_format != "csv"
 
 
 def _os_reason(error: OSError) -> str:
@@ -49,23 +59,34 @@ def run_region(
     engine: GlanceSync, region: RegionRef, mode: Mode, backup_dir: Path | None, debug: bool
 ) -> Outcome:
     """Do ``mode`` for one region; failures are logged, never raised (but interruptions)."""
-    rows: list[tuple[str, ...]] = []
+    outcome = Outcome(region.fullname, True)
+    started = time.monotonic()
     try:
         if mode is Mode.STATUS:
-            rows = [entry.fields() for entry in engine.region_status(region)]
+            statuses = engine.region_status(region)
+            outcome.rows = [entry.fields() for entry in statuses]
+            outcome.entries = image_entries(statuses)
+            outcome.figures["statuses"] = dict(Counter(entry.status for entry in statuses))
         elif mode is Mode.BACKUP:
             assert backup_dir is not None
             write_backup(engine, region, backup_dir)
         else:
             logger.info("======%s", region)
-            engine.sync_region(region, dry_run=mode is Mode.DRY_RUN)
+            result = engine.sync_region(region, dry_run=mode is Mode.DRY_RUN)
+            outcome.figures.update(
+                statuses=result.statuses,
+                uploaded_bytes=result.uploaded_bytes,
+                uploaded_images=result.uploaded_images,
+            )
     except Exception as error:  # noqa: BLE001 - one region's failure, whatever it is
-        _report(region, error, debug)
-        return Outcome(region.fullname, False, rows)
-    return Outcome(region.fullname, True, rows)
+        outcome.ok = False
+        outcome.error = _report(region, error, debug)
+    outcome.figures["duration"] = time.monotonic() - started
+    return outcome
 
 
-def _report(region: RegionRef, error: Exception, debug: bool) -> None:
+def _report(region: RegionRef, error: Exception, debug: bool) -> str:
+    """Log why the region failed (one line); return that line for the reports."""
     explained = explain(error)
     # Another run on the region is not this run's error: a warning, and the region skipped.
     level = logging.WARNING if isinstance(error, RegionBusy) else logging.ERROR
@@ -73,6 +94,7 @@ def _report(region: RegionRef, error: Exception, debug: bool) -> None:
         logger.log(level, "%s: %s", region, line)
     if debug and not isinstance(error, RegionBusy):
         logger.error("%s", "".join(traceback.format_exception(error)))
+    return explained.text
 
 
 def write_backup(engine: GlanceSync, region: RegionRef, directory: Path) -> None:
@@ -190,8 +212,10 @@ def _run_sequentially(
         outcomes.append(outcome)
         if options.mode is not Mode.STATUS:
             _finished(outcome)
-        print_rows(outcome.rows, out)
-        outcome.rows = []  # printed: do not keep every region's rows in memory
+        if not options.reports:
+            print_rows(outcome.rows, out)
+            # Printed: keep nothing of every region's images in memory.
+            outcome.rows, outcome.entries = [], []
     return outcomes
 
 
@@ -213,10 +237,40 @@ def _run_in_parallel(
     return outcomes
 
 
+def status_report(engine: GlanceSync, outcomes: list[Outcome]) -> StatusReport:
+    regions = [RegionReport(outcome.region, outcome.entries, outcome.error) for outcome in outcomes]
+    return StatusReport(regions, engine.config.master_region, engine.config.source)
+
+
+def _print_report(
+    engine: GlanceSync, outcomes: list[Outcome], options: RunOptions, out: TextIO
+) -> None:
+    report = status_report(engine, outcomes)
+    text = report.json_text() if options.output_format == "json" else render_html(report)
+    write_data(out, lambda: out.write(text))
+
+
+def _write_metrics(outcomes: list[Outcome], options: RunOptions, started: float, ok: bool) -> None:
+    figures = [
+        RegionFigures(
+            region=outcome.region,
+            ok=outcome.ok,
+            duration=outcome.figures.get("duration", 0.0),
+            statuses=outcome.figures.get("statuses", {}),
+            uploaded_bytes=outcome.figures.get("uploaded_bytes", 0),
+            uploaded_images=outcome.figures.get("uploaded_images", 0),
+        )
+        for outcome in outcomes
+    ]
+    assert options.metrics_file is not None
+    write_metrics(options.metrics_file, figures, options.mode.value, started, ok)
+
+
 def run(engine: GlanceSync, options: RunOptions, out: TextIO) -> ExitStatus:
     """Do what the command line asked; the exit status says whether a region failed."""
     if options.mode is Mode.REGIONS:
         return show_regions(engine, out)
+    started = time.time()
     regions, targets_failed = _regions_of_run(engine, options)
     backup_dir = new_backup_dir() if options.mode is Mode.BACKUP else None
     if not options.mode.prints_data:
@@ -227,12 +281,17 @@ def run(engine: GlanceSync, options: RunOptions, out: TextIO) -> ExitStatus:
     engine.select_for_regions(regions)
     if options.parallel:
         outcomes = _run_in_parallel(engine, regions, options, backup_dir)
-        for outcome in outcomes:
-            print_rows(outcome.rows, out)
+        if not options.reports:
+            for outcome in outcomes:
+                print_rows(outcome.rows, out)
     else:
         outcomes = _run_sequentially(engine, regions, options, backup_dir, out)
+    if options.reports:
+        _print_report(engine, outcomes, options, out)
     if backup_dir is not None:
         write_project_ids(engine, regions, backup_dir)
         logger.info("Backup written to %s", backup_dir)
     failed = targets_failed or any(not outcome.ok for outcome in outcomes)
+    if options.metrics_file:
+        _write_metrics(outcomes, options, started, not failed)
     return ExitStatus.REGION_FAILED if failed else ExitStatus.OK

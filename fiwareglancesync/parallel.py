@@ -14,6 +14,7 @@ so an upload in flight deletes its half-made image before the child ends.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from fiwareglancesync.region import RegionRef
 
@@ -37,11 +38,27 @@ Row = tuple[str, ...]
 
 @dataclass
 class Outcome:
-    """What became of one region: did it succeed, and the rows it produced."""
+    """What became of one region: did it succeed, what it produced, in plain data.
+
+    ``rows`` are ``--show-status`` rows, ``entries`` the same statuses for the JSON and
+    HTML reports, ``error`` the line that said why the region failed, ``figures`` what
+    the metrics file reports. All of it crosses from a child to the parent as JSON.
+    """
 
     region: str
     ok: bool
     rows: list[Row] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Outcome:
+        data = dict(data, rows=[tuple(row) for row in data.get("rows", [])])
+        return cls(**data)
 
 
 @dataclass
@@ -111,9 +128,7 @@ class ForkPool:
             signal.signal(signal.SIGTERM, _raise_interrupt)
             with open(log_path, "a", encoding="utf-8") as log:
                 outcome = work(region, log)
-                result.write_text(
-                    json.dumps({"ok": outcome.ok, "rows": outcome.rows}), encoding="utf-8"
-                )
+                result.write_text(json.dumps(outcome.to_json()), encoding="utf-8")
                 status = 0 if outcome.ok else 1
         except KeyboardInterrupt:
             status = 130
@@ -140,8 +155,7 @@ class ForkPool:
         try:
             recorded = json.loads(child.result.read_text(encoding="utf-8"))
             child.result.unlink()
-            rows = [tuple(row) for row in recorded["rows"]]
-            return Outcome(child.region.fullname, bool(recorded["ok"]), rows)
+            return Outcome.from_json(recorded)
         except (OSError, ValueError, KeyError, TypeError):
             pass
         if os.WIFSIGNALED(status):

@@ -1,0 +1,167 @@
+"""``sync.py --metrics-file PATH``: the run's figures in Prometheus' text format.
+
+Written the way node_exporter's textfile collector reads them: the whole file replaced
+at once (prometheus_client writes a temporary file and renames it). Regions this run did
+not touch keep the values the previous file had for them, so a run of a few regions
+does not make the others vanish from the dashboards; two figures are carried from one
+run to the next on purpose: how many runs in a row each region has failed, and since
+when it has had images pending.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+from prometheus_client.parser import text_string_to_metric_families
+
+from fiwareglancesync import __version__
+from fiwareglancesync.errors import GlanceSyncError
+from fiwareglancesync.plan import STATUSES
+
+PREFIX = "glancesync"
+PENDING = tuple(status for status in STATUSES if status.startswith("pending_"))
+# What is kept per region, with its help text; the metric name is PREFIX_<key>.
+REGION_GAUGES: dict[str, str] = {
+    "region_last_run_success": "1 when the last run that processed the region succeeded there",
+    "region_last_run_duration_seconds": "How long the last run took on the region",
+    "region_last_run_timestamp_seconds": "When the last run processed the region (Unix time)",
+    "region_consecutive_failures": "Runs in a row that failed on the region",
+    "region_pending_since_timestamp_seconds": "Since when the region has had pending "
+    "images, run after run (Unix time; 0: none pending)",
+    "uploaded_bytes": "Bytes the last run uploaded to the region",
+    "uploaded_images": "Images the last run uploaded to the region",
+}
+
+
+@dataclass
+class RegionFigures:
+    """What one run learnt of one region."""
+
+    region: str
+    ok: bool
+    duration: float
+    statuses: dict[str, int] = field(default_factory=dict)
+    uploaded_bytes: int = 0
+    uploaded_images: int = 0
+
+
+@dataclass
+class _Previous:
+    """The figures of the file being replaced, by region."""
+
+    regions: dict[str, dict[str, float]] = field(default_factory=dict)
+    images: dict[tuple[str, str], float] = field(default_factory=dict)
+
+
+def _read_previous(path: Path) -> _Previous:
+    previous = _Previous()
+    with contextlib.suppress(OSError, ValueError):
+        text = path.read_text(encoding="utf-8")
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                region = sample.labels.get("region")
+                if region is None or not math.isfinite(sample.value):
+                    continue
+                key = sample.name.removeprefix(f"{PREFIX}_")
+                if key == "images":
+                    previous.images[(region, sample.labels.get("status", ""))] = sample.value
+                elif key in REGION_GAUGES:
+                    previous.regions.setdefault(region, {})[key] = sample.value
+    return previous
+
+
+def _region_values(
+    figures: RegionFigures, before: dict[str, float], now: float
+) -> dict[str, float]:
+    failures = 0 if figures.ok else int(before.get("region_consecutive_failures", 0)) + 1
+    pending = any(figures.statuses.get(status) for status in PENDING)
+    since = before.get("region_pending_since_timestamp_seconds", 0) or now
+    if not figures.ok:  # nothing learnt about pending images: keep what was known
+        since = before.get("region_pending_since_timestamp_seconds", 0)
+    elif not pending:
+        since = 0
+    return {
+        "region_last_run_success": 1 if figures.ok else 0,
+        "region_last_run_duration_seconds": figures.duration,
+        "region_last_run_timestamp_seconds": now,
+        "region_consecutive_failures": failures,
+        "region_pending_since_timestamp_seconds": since,
+        "uploaded_bytes": figures.uploaded_bytes,
+        "uploaded_images": figures.uploaded_images,
+    }
+
+
+def write_metrics(
+    path: str | Path,
+    regions: Iterable[RegionFigures],
+    mode: str,
+    started: float,
+    succeeded: bool,
+    now: float | None = None,
+) -> None:
+    """Replace ``path`` with this run's figures (and the untouched regions' old ones)."""
+    path = Path(path)
+    now = time.time() if now is None else now
+    previous = _read_previous(path)
+    registry = CollectorRegistry()
+    images = Gauge(
+        f"{PREFIX}_images",
+        "Images by region and sync status",
+        ["region", "status"],
+        registry=registry,
+    )
+    gauges = {
+        key: Gauge(f"{PREFIX}_{key}", text, ["region"], registry=registry)
+        for key, text in REGION_GAUGES.items()
+    }
+    seen, counted = set(), set()
+    for figures in regions:
+        seen.add(figures.region)
+        values = _region_values(figures, previous.regions.get(figures.region, {}), now)
+        for key, value in values.items():
+            gauges[key].labels(figures.region).set(value)
+        if figures.ok:
+            counted.add(figures.region)
+            for status in STATUSES:
+                images.labels(figures.region, status).set(figures.statuses.get(status, 0))
+    for region, values in previous.regions.items():
+        if region not in seen:
+            for key, value in values.items():
+                gauges[key].labels(region).set(value)
+    # Image counts this run could not refresh (a region it did not do, or failed on) are
+    # the last ones known.
+    for (region, status), value in previous.images.items():
+        if region not in counted:
+            images.labels(region, status).set(value)
+    run = Gauge(
+        f"{PREFIX}_last_run_timestamp_seconds",
+        "When the last run ended (Unix time)",
+        registry=registry,
+    )
+    run.set(now)
+    Gauge(
+        f"{PREFIX}_last_run_duration_seconds", "How long the last run took", registry=registry
+    ).set(now - started)
+    Gauge(
+        f"{PREFIX}_last_run_success",
+        "1 when every region of the last run succeeded",
+        registry=registry,
+    ).set(1 if succeeded else 0)
+    info = Gauge(
+        f"{PREFIX}_last_run_info",
+        "The last run's mode and GlanceSync version",
+        ["mode", "version"],
+        registry=registry,
+    )
+    info.labels(mode, __version__).set(1)
+    try:
+        write_to_textfile(str(path), registry)
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        raise GlanceSyncError(f"cannot write the metrics file {path}: {reason}") from None
