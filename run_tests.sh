@@ -13,6 +13,14 @@ echo "== installing the project and its test requirements into .venv"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -r requirements.txt -r test-requirements.txt
 .venv/bin/python -m pip install -q --no-deps -e .
+if ! [ -x /usr/bin/chromium ] || ! [ -x /usr/bin/chromedriver ]; then
+    # The status page's tests look at it in a real browser: Debian's Chromium.
+    echo "== installing chromium and chromium-driver (Debian packages)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium chromium-driver >/dev/null
+fi
 echo "== installing the test cloud (Keystone, Glance) into .cloud-venv"
 .venv/bin/python tests/cloud/install.py
 echo "== ruff"

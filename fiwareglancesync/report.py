@@ -120,9 +120,10 @@ h1 { font-size: 1.4em; margin: 0 0 .2em; }
 table { border-collapse: collapse; }
 th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: center; white-space: nowrap; }
 th { background: #f4f4f4; }
-.legend td, .legend th { text-align: left; }
+.legend { list-style: none; padding: 0; margin: .4em 0; columns: 3 24em; font-size: 12px; }
+.legend li { margin: 0 0 .15em; }
 .swatch { display: inline-block; width: 1.2em; height: 1em; vertical-align: middle; }
-.matrix-wrap { overflow: auto; max-height: 80vh; border: 1px solid #ccc; margin-top: .6em; }
+.matrix-wrap { overflow: auto; max-height: 70vh; border: 1px solid #ccc; margin-top: .6em; }
 .matrix thead th { position: sticky; top: 0; z-index: 2; }
 .matrix th.image { position: sticky; left: 0; z-index: 1; text-align: left; background: #fafafa; }
 .matrix thead th.image { z-index: 3; }
@@ -163,15 +164,15 @@ def _cell_style(status: str) -> str:
 
 
 def _legend() -> list[str]:
-    lines = ['<table class="legend"><tr><th>status</th><th>cell</th><th>meaning</th></tr>']
+    """One list of swatches: each status, its colour, its label in the cells, its meaning."""
+    items = []
     for status in STATUSES:
         colour, label, meaning = STATUS_STYLE[status]
-        lines.append(
-            f'<tr><td><code>{status}</code></td><td><span class="swatch" '
-            f'style="background:{colour}"></span> {label}</td><td>{meaning}</td></tr>'
+        items.append(
+            f'<li data-status="{status}"><span class="swatch" style="background:{colour}">'
+            f"</span> {label}: <code>{status}</code>, {meaning}</li>"
         )
-    lines.append("</table>")
-    return lines
+    return ['<ul class="legend">', *items, "</ul>"]
 
 
 def _counts_table(report: StatusReport) -> list[str]:
@@ -246,13 +247,13 @@ def render_html(report: StatusReport) -> str:
         f"<code>{html.escape(report.master_region)}</code>; {len(report.regions)} regions, "
         f"{len(report.image_names())} images. GlanceSync {__version__}.</p>",
         *_legend(),
-        "<h2>Per region</h2>",
-        *_counts_table(report),
-        "<h2>Images by region</h2>",
+        '<h2 id="images">Images by region</h2>',
         '<div class="controls"><label><input type="checkbox" id="only-problems"> only '
         "images that are not ok everywhere</label> &nbsp; <label>name contains <input "
         'type="search" id="name-filter"></label></div>',
         *_matrix(report),
+        '<h2 id="regions">Per region</h2>',
+        *_counts_table(report),
         f"<script>{_SCRIPT}</script>",
         "</body></html>",
     ]
