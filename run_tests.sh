@@ -18,8 +18,10 @@ if ! [ -x /usr/bin/chromium ] || ! [ -x /usr/bin/chromedriver ]; then
     echo "== installing chromium and chromium-driver (Debian packages)"
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium chromium-driver >/dev/null
+    # A failed install fails the browser tests (they say so), not the whole run.
+    { $SUDO apt-get update -q >/dev/null &&
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium chromium-driver >/dev/null; } ||
+        echo "== could not install chromium: the browser tests will fail"
 fi
 echo "== installing the test cloud (Keystone, Glance) into .cloud-venv"
 .venv/bin/python tests/cloud/install.py
