@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fiwareglancesync.booleans import parse_bool
 from fiwareglancesync.condition import Condition, ConditionError
 from fiwareglancesync.errors import ConfigError
 
@@ -387,19 +388,6 @@ def apply_overrides(parser: configparser.ConfigParser, overrides: Iterable[str])
 
 
 # --------------------------------------------------------------------------- typing
-
-
-_TRUE = {"1", "yes", "true", "on"}
-_FALSE = {"0", "no", "false", "off"}
-
-
-def parse_bool(text: str) -> bool:
-    word = text.strip().lower()
-    if word in _TRUE:
-        return True
-    if word in _FALSE:
-        return False
-    raise ValueError(f"{text.strip()!r} is not a boolean (use true/false, yes/no, on/off, 1/0)")
 
 
 def parse_list(text: str) -> tuple[str, ...]:

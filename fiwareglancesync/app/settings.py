@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fiwareglancesync import __version__
+from fiwareglancesync.booleans import parse_bool
 from fiwareglancesync.errors import ConfigError
 
 SETTINGS_FILE_VARIABLE = "GLANCESYNC_SETTINGS_FILE"
@@ -141,15 +142,15 @@ def _get(parser: configparser.ConfigParser, section: str, option: str) -> str | 
     return value.strip() if value is not None and value.strip() else None
 
 
-def _keystone(parser: configparser.ConfigParser, environ: Mapping[str, str]) -> KeystoneSettings:
+def _keystone(
+    parser: configparser.ConfigParser, environ: Mapping[str, str], problems: list[str]
+) -> KeystoneSettings:
     values: dict[str, str | None] = {}
     for option, variables in KEYSTONE_FALLBACKS.items():
         value = _get(parser, "openstack", option)
         if value is None:
             value = next((environ[name] for name in variables if environ.get(name)), None)
         values[option] = value
-    insecure_text = _get(parser, "openstack", "INSECURE") or environ.get("OS_INSECURE") or ""
-    insecure = insecure_text.lower() in {"1", "yes", "true", "on"}
     return KeystoneSettings(
         url=values["KEYSTONE_URL"],
         user=values["ADM_USER"],
@@ -159,8 +160,24 @@ def _keystone(parser: configparser.ConfigParser, environ: Mapping[str, str]) -> 
         user_domain_name=values["USER_DOMAIN_NAME"] or "Default",
         project_domain_name=values["PROJECT_DOMAIN_NAME"] or "Default",
         cacert=values["CACERT"],
-        insecure=insecure,
+        insecure=_insecure(parser, environ, problems),
     )
+
+
+def _insecure(
+    parser: configparser.ConfigParser, environ: Mapping[str, str], problems: list[str]
+) -> bool:
+    """INSECURE, else OS_INSECURE; unset or empty: verify certificates."""
+    where, text = "[openstack] INSECURE", _get(parser, "openstack", "INSECURE")
+    if text is None:
+        where, text = "OS_INSECURE", environ.get("OS_INSECURE", "").strip()
+    if not text:
+        return False
+    try:
+        return parse_bool(text)
+    except ValueError as error:
+        problems.append(f"{where} = {error}")
+        return False
 
 
 def _service_values(parser: configparser.ConfigParser, problems: list[str]) -> dict[str, Any]:
@@ -211,7 +228,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     path = find_settings_file(environ)
     parser = _read_file(path, problems) if path else configparser.ConfigParser()
     values = _service_values(parser, problems)
-    keystone = _keystone(parser, environ)
+    keystone = _keystone(parser, environ, problems)
     uri = database_uri(environ, problems)
     extra = environ.get(EXTRA_CONFIG_VARIABLE) or None
     if extra and not os.path.isfile(extra):

@@ -104,6 +104,64 @@ def test_keystone_settings_fall_back_to_os_variables(tmp_path: Path) -> None:
     assert keystone.missing() == []
 
 
+@pytest.mark.parametrize(
+    "in_file, in_environment, insecure",
+    [
+        (None, None, False),
+        ("yes", None, True),
+        ("Off", "true", False),  # the file wins
+        (None, "ON", True),
+        (None, "0", False),
+        (None, "", False),
+    ],
+)
+def test_insecure_takes_the_boolean_words(
+    tmp_path: Path, in_file: str | None, in_environment: str | None, insecure: bool
+) -> None:
+    text = "[openstack]\n" + (f"INSECURE = {in_file}\n" if in_file is not None else "")
+    environ = {
+        "GLANCESYNC_SETTINGS_FILE": write(tmp_path / "s.cfg", text),
+        "GLANCESYNCAPP_DATABASE_PATH": str(tmp_path),
+    }
+    if in_environment is not None:
+        environ["OS_INSECURE"] = in_environment
+    assert load_settings(environ).keystone.insecure is insecure
+
+
+@pytest.mark.parametrize(
+    "text, variable, problem",
+    [
+        (
+            "[openstack]\nINSECURE = sometimes\n",
+            None,
+            "[openstack] INSECURE = 'sometimes' is not a boolean "
+            "(use true/false, yes/no, on/off, 1/0)",
+        ),
+        (
+            "[glancesync]\nPORT = 9090\n",
+            "maybe",
+            "OS_INSECURE = 'maybe' is not a boolean (use true/false, yes/no, on/off, 1/0)",
+        ),
+    ],
+)
+def test_a_bad_insecure_value_is_a_reported_problem(
+    tmp_path: Path, text: str, variable: str | None, problem: str
+) -> None:
+    environ = {
+        "GLANCESYNC_SETTINGS_FILE": write(tmp_path / "s.cfg", text + "[gunicorn]\nWORKERS = 0\n"),
+        "GLANCESYNCAPP_DATABASE_PATH": str(tmp_path),
+    }
+    if variable is not None:
+        environ["OS_INSECURE"] = variable
+    with pytest.raises(SettingsError) as raised:
+        load_settings(environ)
+    # Reported with the other problems, one line each, not silently taken as false.
+    assert raised.value.problems == [
+        "[gunicorn] WORKERS must be greater than zero, not 0",
+        problem,
+    ]
+
+
 def test_a_database_url_wins_over_the_path(tmp_path: Path) -> None:
     environ = {
         "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://u@127.0.0.1/glancesync",
