@@ -242,6 +242,16 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+
+
+def default_of(name: str) -> Any:
+    """The default of option ``name``, typed as the option is: written once, in OPTIONS."""
+    option = OPTIONS_BY_NAME[name]
+    if option.kind == "float" and option.default is not None:
+        return float(option.default)
+    return option.default
+
+
 _TARGET_OPTIONS = {o.name for o in OPTIONS if o.scope == "target"}
 _MAIN_OPTIONS = {o.name for o in OPTIONS if o.scope == MAIN}
 _CREDENTIAL_PIECES = ("user", "password", "keystone_url", "tenant")
@@ -263,39 +273,39 @@ class Credential:
     password: str = field(repr=False)
     auth_url: str
     project_name: str
-    user_domain_name: str = "Default"
-    project_domain_name: str = "Default"
-    cacert: str | None = None
-    insecure: bool = False
+    user_domain_name: str = default_of("user_domain_name")
+    project_domain_name: str = default_of("project_domain_name")
+    cacert: str | None = default_of("cacert")
+    insecure: bool = default_of("insecure")
 
 
 @dataclass(frozen=True)
 class TargetConfig:
     name: str
     credential: Credential
-    tenant_id: str | None = None
-    forcesyncs: frozenset[str] = frozenset()
-    metadata_condition: Condition | None = None
-    metadata_set: frozenset[str] = frozenset()
-    dontupdate: frozenset[str] = frozenset()
-    replace: frozenset[str] = frozenset()
-    rename: frozenset[str] = frozenset()
-    ignore_regions: tuple[str, ...] = ()
-    only_tenant_images: bool = True
-    support_obsolete_images: bool = True
-    obsolete_syncprops: frozenset[str] = frozenset()
-    list_images_timeout: float = 30.0
+    tenant_id: str | None = default_of("tenant_id")
+    forcesyncs: frozenset[str] = frozenset(default_of("forcesyncs"))
+    metadata_condition: Condition | None = default_of("metadata_condition")
+    metadata_set: frozenset[str] = frozenset(default_of("metadata_set"))
+    dontupdate: frozenset[str] = frozenset(default_of("dontupdate"))
+    replace: frozenset[str] = frozenset(default_of("replace"))
+    rename: frozenset[str] = frozenset(default_of("rename"))
+    ignore_regions: tuple[str, ...] = tuple(default_of("ignore_regions"))
+    only_tenant_images: bool = default_of("only_tenant_images")
+    support_obsolete_images: bool = default_of("support_obsolete_images")
+    obsolete_syncprops: frozenset[str] = frozenset(default_of("obsolete_syncprops"))
+    list_images_timeout: float = default_of("list_images_timeout")
 
 
 @dataclass(frozen=True)
 class Config:
     master_region: str
     targets: Mapping[str, TargetConfig]
-    preferable_order: tuple[str, ...] = ()
-    max_children: int = 1
-    images_dir: str = "/var/lib/glance/images"
-    lock_dir: str | None = None
-    lock_timeout: float = 60.0
+    preferable_order: tuple[str, ...] = tuple(default_of("preferable_order"))
+    max_children: int = default_of("max_children")
+    images_dir: str = default_of("images_dir")
+    lock_dir: str | None = default_of("lock_dir")
+    lock_timeout: float = default_of("lock_timeout")
     source: str | None = None
     warnings: tuple[str, ...] = ()
 
@@ -455,12 +465,12 @@ class _Reader:
         option = OPTIONS_BY_NAME[option_name]
         text = self.section.get(option_name)
         if text is None:
-            return option.default
+            return default_of(option_name)
         try:
             return _parser_of(option)(text)
         except ValueError as error:
             self.problems.append(f"{self.name}.{option_name}: {error}")
-            return option.default
+            return default_of(option_name)
 
 
 # --------------------------------------------------------------------------- building
@@ -529,9 +539,9 @@ def _build_credential(reader: _Reader, environ: Mapping[str, str]) -> Credential
         password=pieces["password"],
         auth_url=pieces["keystone_url"],
         project_name=pieces["tenant"],
-        user_domain_name=pieces.get("user_domain_name", "Default"),
-        project_domain_name=pieces.get("project_domain_name", "Default"),
-        cacert=pieces.get("cacert"),
+        user_domain_name=pieces.get("user_domain_name", default_of("user_domain_name")),
+        project_domain_name=pieces.get("project_domain_name", default_of("project_domain_name")),
+        cacert=pieces.get("cacert", default_of("cacert")),
         insecure=reader.get("insecure"),
     )
 

@@ -6,7 +6,12 @@ import pytest
 
 from fiwareglancesync.config import (
     OPTIONS,
+    OPTIONS_BY_NAME,
+    Config,
+    Credential,
+    TargetConfig,
     build_config,
+    default_of,
     load_config,
     read_config_text,
     sample_config,
@@ -84,6 +89,21 @@ def test_every_option_is_read_and_typed():
     assert other.dontupdate == {"c1", "c2"} and other.rename == {"c3"}
     assert other.metadata_set == {"nid", "type", "sdc_aware"}  # from [DEFAULT]
     assert "\\" not in other.metadata_condition.text
+
+
+def test_the_typed_objects_default_to_the_option_table():
+    # Built in code with nothing but what is required, or loaded from a file that sets
+    # nothing else: the same objects, because both take their defaults from OPTIONS.
+    text = f"[main]\nmaster_region = R\n[master]\ncredential = a,{SECRET},http://k/v3,p\n"
+    credential = Credential("a", "s3cret", "http://k/v3", "p")
+    built = Config("R", {"master": TargetConfig("master", credential)}, source="test.conf")
+    assert load(text) == built
+    assert built.lock_timeout == 60.0 and isinstance(built.lock_timeout, float)
+    assert built.master.list_images_timeout == 30.0
+    assert (built.max_children, built.images_dir) == (1, "/var/lib/glance/images")
+    assert credential.user_domain_name == OPTIONS_BY_NAME["user_domain_name"].default
+    for option in OPTIONS:
+        assert default_of(option.name) == option.default
 
 
 def test_backslash_continuation_without_indentation_joins_lines():
