@@ -20,6 +20,7 @@ from typing import Any
 from fiwareglancesync.booleans import parse_bool
 from fiwareglancesync.condition import Condition, ConditionError
 from fiwareglancesync.errors import ConfigError
+from fiwareglancesync.osenv import CREDENTIAL_VARIABLES, REGION_VARIABLE, from_environment
 
 DEFAULT_SEARCH_PATHS = ("/etc/fiware.d/glancesync.conf", "/etc/glancesync.conf")
 MASTER = "master"
@@ -52,7 +53,7 @@ OPTIONS: tuple[Option, ...] = (
         "str",
         None,
         "Region of the master target holding the images every other region receives. "
-        "Falls back to OS_REGION_NAME.",
+        f"Falls back to {REGION_VARIABLE}.",
         "Spain2",
     ),
     Option(
@@ -255,16 +256,6 @@ def default_of(name: str) -> Any:
 _TARGET_OPTIONS = {o.name for o in OPTIONS if o.scope == "target"}
 _MAIN_OPTIONS = {o.name for o in OPTIONS if o.scope == MAIN}
 _CREDENTIAL_PIECES = ("user", "password", "keystone_url", "tenant")
-_MASTER_ENVIRONMENT = {
-    "user": ("OS_USERNAME",),
-    "password": ("OS_PASSWORD",),
-    "keystone_url": ("OS_AUTH_URL",),
-    "tenant": ("OS_PROJECT_NAME", "OS_TENANT_NAME"),
-    "user_domain_name": ("OS_USER_DOMAIN_NAME",),
-    "project_domain_name": ("OS_PROJECT_DOMAIN_NAME",),
-    "cacert": ("OS_CACERT",),
-    "tenant_id": ("OS_PROJECT_ID", "OS_TENANT_ID"),
-}
 
 
 @dataclass(frozen=True)
@@ -511,11 +502,10 @@ def _credential_pieces(
         if value is not None and value.strip():
             pieces[piece] = value.strip()
     if is_master:
-        for piece, variables in _MASTER_ENVIRONMENT.items():
-            if piece not in pieces:
-                found = next((environ[v] for v in variables if environ.get(v)), None)
-                if found:
-                    pieces[piece] = found
+        for piece in CREDENTIAL_VARIABLES:
+            found = None if piece in pieces else from_environment(piece, environ)
+            if found:
+                pieces[piece] = found
     return pieces
 
 
@@ -550,10 +540,7 @@ def _build_target(reader: _Reader, environ: Mapping[str, str]) -> TargetConfig |
     credential = _build_credential(reader, environ)
     tenant_id = reader.get("tenant_id")
     if tenant_id is None and reader.name == MASTER:
-        tenant_id = next(
-            (environ[v] for v in _MASTER_ENVIRONMENT["tenant_id"] if environ.get(v)),
-            None,
-        )
+        tenant_id = from_environment("tenant_id", environ)
     values = {
         name: reader.get(name)
         for name in (
@@ -612,9 +599,9 @@ def build_config(
     if not parser.has_section(MASTER):
         parser.add_section(MASTER)  # still inherits [DEFAULT]
     main = _Reader(parser[MAIN] if parser.has_section(MAIN) else parser.defaults(), MAIN, problems)
-    master_region = main.get("master_region") or environ.get("OS_REGION_NAME", "").strip()
+    master_region = main.get("master_region") or environ.get(REGION_VARIABLE, "").strip()
     if not master_region:
-        problems.append("main.master_region: not set, and OS_REGION_NAME is not set either")
+        problems.append(f"main.master_region: not set, and {REGION_VARIABLE} is not set either")
     targets = {}
     for name in parser.sections():
         if name == MAIN:

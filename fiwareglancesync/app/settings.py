@@ -20,6 +20,7 @@ from fiwareglancesync import __version__
 from fiwareglancesync.booleans import parse_bool
 from fiwareglancesync.config import default_of
 from fiwareglancesync.errors import ConfigError
+from fiwareglancesync.osenv import INSECURE_VARIABLE, from_environment
 
 SETTINGS_FILE_VARIABLE = "GLANCESYNC_SETTINGS_FILE"
 DEFAULT_SETTINGS_FILE = "/etc/fiware.d/fiware-glancesync.cfg"
@@ -28,17 +29,17 @@ DATABASE_URI_VARIABLE = "SQLALCHEMY_DATABASE_URI"
 EXTRA_CONFIG_VARIABLE = "GLANCESYNCAPP_CONFIG"
 DATABASE_FILE_NAME = "glancesyncapi.db"
 
-# [openstack] option -> (KeystoneSettings field, the OS_* variables consulted when the
-# file does not set it).
-KEYSTONE_FALLBACKS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "KEYSTONE_URL": ("url", ("OS_AUTH_URL",)),
-    "ADM_USER": ("user", ("OS_USERNAME",)),
-    "ADM_PASS": ("password", ("OS_PASSWORD",)),
-    "ADM_TENANT_ID": ("project_id", ("OS_PROJECT_ID", "OS_TENANT_ID")),
-    "ADM_TENANT_NAME": ("project_name", ("OS_PROJECT_NAME", "OS_TENANT_NAME")),
-    "USER_DOMAIN_NAME": ("user_domain_name", ("OS_USER_DOMAIN_NAME",)),
-    "PROJECT_DOMAIN_NAME": ("project_domain_name", ("OS_PROJECT_DOMAIN_NAME",)),
-    "CACERT": ("cacert", ("OS_CACERT",)),
+# [openstack] option -> (KeystoneSettings field, the credential piece whose OS_* variables
+# (fiwareglancesync.osenv) stand in for it when the file does not set it).
+KEYSTONE_OPTIONS: dict[str, tuple[str, str]] = {
+    "KEYSTONE_URL": ("url", "keystone_url"),
+    "ADM_USER": ("user", "user"),
+    "ADM_PASS": ("password", "password"),
+    "ADM_TENANT_ID": ("project_id", "tenant_id"),
+    "ADM_TENANT_NAME": ("project_name", "tenant"),
+    "USER_DOMAIN_NAME": ("user_domain_name", "user_domain_name"),
+    "PROJECT_DOMAIN_NAME": ("project_domain_name", "project_domain_name"),
+    "CACERT": ("cacert", "cacert"),
 }
 
 
@@ -150,10 +151,8 @@ def _keystone(
 ) -> KeystoneSettings:
     """What the file says, else the OS_* variables; unset fields keep their defaults."""
     values: dict[str, Any] = {}
-    for option, (name, variables) in KEYSTONE_FALLBACKS.items():
-        value = _get(parser, "openstack", option)
-        if value is None:
-            value = next((environ[v] for v in variables if environ.get(v)), None)
+    for option, (name, piece) in KEYSTONE_OPTIONS.items():
+        value = _get(parser, "openstack", option) or from_environment(piece, environ)
         if value is not None:
             values[name] = value
     insecure = _insecure(parser, environ, problems)
@@ -168,7 +167,7 @@ def _insecure(
     """INSECURE, else OS_INSECURE; None when neither is set (or is bad: then a problem)."""
     where, text = "[openstack] INSECURE", _get(parser, "openstack", "INSECURE")
     if text is None:
-        where, text = "OS_INSECURE", environ.get("OS_INSECURE", "").strip()
+        where, text = INSECURE_VARIABLE, environ.get(INSECURE_VARIABLE, "").strip()
     if not text:
         return None
     try:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import textwrap
+from operator import attrgetter
 from pathlib import Path
 
 import pytest
 
 from fiwareglancesync.app import create_app
 from fiwareglancesync.app.auth import CachingVerifier, KeystoneVerifier
-from fiwareglancesync.app.settings import Settings, SettingsError, load_settings
+from fiwareglancesync.app.settings import KEYSTONE_OPTIONS, Settings, SettingsError, load_settings
+from fiwareglancesync.config import load_config
+from fiwareglancesync.osenv import CREDENTIAL_VARIABLES
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "glancesync.conf"
 
@@ -160,6 +163,43 @@ def test_a_bad_insecure_value_is_a_reported_problem(
         "[gunicorn] WORKERS must be greater than zero, not 0",
         problem,
     ]
+
+
+# Where each credential piece ends up in a sync target's configuration.
+TARGET_FIELDS = {
+    "user": "credential.user",
+    "password": "credential.password",
+    "keystone_url": "credential.auth_url",
+    "tenant": "credential.project_name",
+    "user_domain_name": "credential.user_domain_name",
+    "project_domain_name": "credential.project_domain_name",
+    "cacert": "credential.cacert",
+    "tenant_id": "tenant_id",
+}
+
+
+@pytest.mark.parametrize(
+    "piece, variable",
+    [(piece, variable) for piece, names in CREDENTIAL_VARIABLES.items() for variable in names],
+)
+def test_the_service_and_the_command_line_read_the_same_os_variables(
+    tmp_path: Path, piece: str, variable: str
+) -> None:
+    environ = {
+        "OS_REGION_NAME": "Master",
+        "OS_USERNAME": "u",
+        "OS_PASSWORD": "p",
+        "OS_AUTH_URL": "http://127.0.0.1:5000/v3",
+        "OS_PROJECT_NAME": "proj",
+        "GLANCESYNCAPP_DATABASE_PATH": str(tmp_path),
+    }
+    for other in CREDENTIAL_VARIABLES[piece]:
+        environ.pop(other, None)  # the first set wins: leave only the one under test
+    environ[variable] = f"from-{variable}"
+    master = load_config(environ, search_paths=()).master
+    assert attrgetter(TARGET_FIELDS[piece])(master) == f"from-{variable}"
+    (field_name,) = [name for name, p in KEYSTONE_OPTIONS.values() if p == piece]
+    assert getattr(load_settings(environ).keystone, field_name) == f"from-{variable}"
 
 
 def test_a_database_url_wins_over_the_path(tmp_path: Path) -> None:
