@@ -1,8 +1,10 @@
 """Load and validate the GlanceSync configuration into typed objects.
 
-One table, :data:`OPTIONS`, describes every option: the parser reads it and the sample
-configuration in the docs is generated from it, so the two cannot drift apart. Every
-problem found is collected and reported together as one :class:`ConfigError`.
+One table, :data:`OPTIONS`, describes every option: the parser reads it, the typed
+objects take their defaults from it, and the documentation's option reference and sample
+configuration are generated from it when the docs are built
+(``doc/_ext/glancesync_options.py``), so none of them can drift apart. Every problem
+found is collected and reported together as one :class:`ConfigError`.
 """
 
 from __future__ import annotations
@@ -653,93 +655,3 @@ def load_config(
     parser = read_config_text(text, path or "<no file>")
     problems = apply_overrides(parser, overrides)
     return build_config(parser, environ, path, problems)
-
-
-# --------------------------------------------------------------------------- sample
-
-
-def _comment(text: str, width: int = 78) -> list[str]:
-    lines, current = [], "#"
-    for word in text.split():
-        if len(current) + 1 + len(word) > width:
-            lines.append(current)
-            current = "#"
-        current += " " + word
-    lines.append(current)
-    return lines
-
-
-def _sample_value(option: Option) -> str:
-    if option.example is not None:
-        return option.example
-    if option.default in (None, ()):
-        return ""
-    return str(option.default)
-
-
-def _sample_section(title: str, scope: str) -> list[str]:
-    lines = [f"[{title}]", ""]
-    for option in OPTIONS:
-        if option.scope != scope or option.name in (
-            "user",
-            "password",
-            "keystone_url",
-            "tenant",
-        ):
-            continue
-        lines.extend(_comment(option.help))
-        default = "" if option.default in (None, ()) else str(option.default)
-        lines.append(f"# (default: {default or 'empty'})")
-        prefix = "" if option.name in ("master_region", "credential") else "# "
-        lines.append(f"{prefix}{option.name} = {_sample_value(option)}".rstrip())
-        lines.append("")
-    return lines
-
-
-def sample_config() -> str:
-    """A commented configuration file listing every option, made from :data:`OPTIONS`."""
-    lines = [
-        "# GlanceSync configuration (generated from fiwareglancesync.config.OPTIONS).",
-        "# Every target option may also be set in [DEFAULT], inherited by all targets.",
-        "",
-        *_sample_section(MAIN, MAIN),
-        *_sample_section(MASTER, "target"),
-        "# Instead of credential: user, password (in clear), keystone_url and tenant.",
-        "# For [master] only, missing pieces come from OS_USERNAME, OS_PASSWORD,",
-        "# OS_AUTH_URL, OS_PROJECT_NAME (or OS_TENANT_NAME), OS_USER_DOMAIN_NAME,",
-        "# OS_PROJECT_DOMAIN_NAME and OS_CACERT.",
-        "",
-        "# Another target: regions behind another Keystone (or the same one with",
-        "# other selection rules), named on the command line as 'other:Region'.",
-        "[other]",
-        "credential = admin2,c2VjcmV0Mg==,http://keystone2.example.org:5000/v3,admin",
-        "metadata_condition = image.is_public and \\",
-        "    image.user_properties.get('type', None) == 'baseimages'",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def options_table() -> str:
-    """The option reference in reStructuredText, made from :data:`OPTIONS`.
-
-    A definition list rather than a table: long defaults and help texts wrap within the
-    page instead of widening it.
-    """
-    lines: list[str] = []
-    for option in OPTIONS:
-        section = "``[main]``" if option.scope == MAIN else "a target, or ``[DEFAULT]``"
-        default = "" if option.default in (None, ()) else str(option.default)
-        lines += [
-            f"``{option.name}``",
-            f"   *In* {section}; *default:* {f'``{default}``' if default else '(none)'}.",
-            f"   {option.help}",
-            "",
-        ]
-    return "\n".join(lines).rstrip("\n")
-
-
-if __name__ == "__main__":
-    import sys
-
-    print(options_table() if sys.argv[1:] == ["--rst"] else sample_config())

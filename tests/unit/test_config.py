@@ -14,7 +14,6 @@ from fiwareglancesync.config import (
     default_of,
     load_config,
     read_config_text,
-    sample_config,
 )
 from fiwareglancesync.errors import ConfigError
 
@@ -226,31 +225,3 @@ def test_config_file_lookup(tmp_path):
 def test_unknown_options_are_warnings_not_errors():
     config = load(BASIC + "colour = blue\n")
     assert config.warnings == ("unknown option experimental.colour ignored",)
-
-
-def test_sample_configuration_lists_every_option_and_loads():
-    sample = sample_config()
-    for option in OPTIONS:
-        assert option.name in sample
-    config = load(sample)
-    assert config.master_region and "other" in config.targets
-
-
-def test_sample_in_the_docs_is_the_generated_one():
-    from pathlib import Path
-
-    doc = Path(__file__).parents[2] / "doc" / "glancesync.conf.sample"
-    assert doc.read_text() == sample_config() + "\n", (
-        "run: python -m fiwareglancesync.config > doc/glancesync.conf.sample"
-    )
-
-
-def test_option_reference_in_the_docs_is_the_generated_one():
-    from pathlib import Path
-
-    from fiwareglancesync.config import options_table
-
-    doc = Path(__file__).parents[2] / "doc" / "options.inc"
-    assert doc.read_text() == options_table() + "\n", (
-        "run: python -m fiwareglancesync.config --rst > doc/options.inc"
-    )
