@@ -3,7 +3,8 @@
 Build it with ``sphinx-build -W doc doc/_build/html`` (the test suite does the same into a
 temporary folder, so a warning fails the tests). Generated parts come from the code
 itself: the command references from the argument parsers, the REST reference from the
-service's OpenAPI document, the option table from ``fiwareglancesync.config.OPTIONS``.
+service's OpenAPI document, the option reference and the sample configuration from
+``fiwareglancesync.config.OPTIONS``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ project_copyright = "the GlanceSync developers"
 release = __version__
 version = ".".join(__version__.split(".")[:2])
 
-extensions = ["glancesync_argparse", "glancesync_openapi"]
+extensions = ["glancesync_argparse", "glancesync_openapi", "glancesync_options"]
 root_doc = "index"
 source_suffix = {".rst": "restructuredtext"}
 exclude_patterns = ["_build", "**/.*"]

@@ -1,8 +1,10 @@
 """Load and validate the GlanceSync configuration into typed objects.
 
-One table, :data:`OPTIONS`, describes every option: the parser reads it and the sample
-configuration in the docs is generated from it, so the two cannot drift apart. Every
-problem found is collected and reported together as one :class:`ConfigError`.
+One table, :data:`OPTIONS`, describes every option: the parser reads it, the typed
+objects take their defaults from it, and the documentation's option reference and sample
+configuration are generated from it when the docs are built
+(``doc/_ext/glancesync_options.py``), so none of them can drift apart. Every problem
+found is collected and reported together as one :class:`ConfigError`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fiwareglancesync.booleans import parse_bool
 from fiwareglancesync.condition import Condition, ConditionError
 from fiwareglancesync.errors import ConfigError
+from fiwareglancesync.osenv import CREDENTIAL_VARIABLES, REGION_VARIABLE, from_environment
 
 DEFAULT_SEARCH_PATHS = ("/etc/fiware.d/glancesync.conf", "/etc/glancesync.conf")
 MASTER = "master"
@@ -51,7 +55,7 @@ OPTIONS: tuple[Option, ...] = (
         "str",
         None,
         "Region of the master target holding the images every other region receives. "
-        "Falls back to OS_REGION_NAME.",
+        f"Falls back to {REGION_VARIABLE}.",
         "Spain2",
     ),
     Option(
@@ -241,19 +245,19 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+
+
+def default_of(name: str) -> Any:
+    """The default of option ``name``, typed as the option is: written once, in OPTIONS."""
+    option = OPTIONS_BY_NAME[name]
+    if option.kind == "float" and option.default is not None:
+        return float(option.default)
+    return option.default
+
+
 _TARGET_OPTIONS = {o.name for o in OPTIONS if o.scope == "target"}
 _MAIN_OPTIONS = {o.name for o in OPTIONS if o.scope == MAIN}
 _CREDENTIAL_PIECES = ("user", "password", "keystone_url", "tenant")
-_MASTER_ENVIRONMENT = {
-    "user": ("OS_USERNAME",),
-    "password": ("OS_PASSWORD",),
-    "keystone_url": ("OS_AUTH_URL",),
-    "tenant": ("OS_PROJECT_NAME", "OS_TENANT_NAME"),
-    "user_domain_name": ("OS_USER_DOMAIN_NAME",),
-    "project_domain_name": ("OS_PROJECT_DOMAIN_NAME",),
-    "cacert": ("OS_CACERT",),
-    "tenant_id": ("OS_PROJECT_ID", "OS_TENANT_ID"),
-}
 
 
 @dataclass(frozen=True)
@@ -262,39 +266,39 @@ class Credential:
     password: str = field(repr=False)
     auth_url: str
     project_name: str
-    user_domain_name: str = "Default"
-    project_domain_name: str = "Default"
-    cacert: str | None = None
-    insecure: bool = False
+    user_domain_name: str = default_of("user_domain_name")
+    project_domain_name: str = default_of("project_domain_name")
+    cacert: str | None = default_of("cacert")
+    insecure: bool = default_of("insecure")
 
 
 @dataclass(frozen=True)
 class TargetConfig:
     name: str
     credential: Credential
-    tenant_id: str | None = None
-    forcesyncs: frozenset[str] = frozenset()
-    metadata_condition: Condition | None = None
-    metadata_set: frozenset[str] = frozenset()
-    dontupdate: frozenset[str] = frozenset()
-    replace: frozenset[str] = frozenset()
-    rename: frozenset[str] = frozenset()
-    ignore_regions: tuple[str, ...] = ()
-    only_tenant_images: bool = True
-    support_obsolete_images: bool = True
-    obsolete_syncprops: frozenset[str] = frozenset()
-    list_images_timeout: float = 30.0
+    tenant_id: str | None = default_of("tenant_id")
+    forcesyncs: frozenset[str] = frozenset(default_of("forcesyncs"))
+    metadata_condition: Condition | None = default_of("metadata_condition")
+    metadata_set: frozenset[str] = frozenset(default_of("metadata_set"))
+    dontupdate: frozenset[str] = frozenset(default_of("dontupdate"))
+    replace: frozenset[str] = frozenset(default_of("replace"))
+    rename: frozenset[str] = frozenset(default_of("rename"))
+    ignore_regions: tuple[str, ...] = tuple(default_of("ignore_regions"))
+    only_tenant_images: bool = default_of("only_tenant_images")
+    support_obsolete_images: bool = default_of("support_obsolete_images")
+    obsolete_syncprops: frozenset[str] = frozenset(default_of("obsolete_syncprops"))
+    list_images_timeout: float = default_of("list_images_timeout")
 
 
 @dataclass(frozen=True)
 class Config:
     master_region: str
     targets: Mapping[str, TargetConfig]
-    preferable_order: tuple[str, ...] = ()
-    max_children: int = 1
-    images_dir: str = "/var/lib/glance/images"
-    lock_dir: str | None = None
-    lock_timeout: float = 60.0
+    preferable_order: tuple[str, ...] = tuple(default_of("preferable_order"))
+    max_children: int = default_of("max_children")
+    images_dir: str = default_of("images_dir")
+    lock_dir: str | None = default_of("lock_dir")
+    lock_timeout: float = default_of("lock_timeout")
     source: str | None = None
     warnings: tuple[str, ...] = ()
 
@@ -389,19 +393,6 @@ def apply_overrides(parser: configparser.ConfigParser, overrides: Iterable[str])
 # --------------------------------------------------------------------------- typing
 
 
-_TRUE = {"1", "yes", "true", "on"}
-_FALSE = {"0", "no", "false", "off"}
-
-
-def parse_bool(text: str) -> bool:
-    word = text.strip().lower()
-    if word in _TRUE:
-        return True
-    if word in _FALSE:
-        return False
-    raise ValueError(f"{text.strip()!r} is not a boolean (use true/false, yes/no, on/off, 1/0)")
-
-
 def parse_list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in re.split(r"[,\n]", text) if item.strip())
 
@@ -467,12 +458,12 @@ class _Reader:
         option = OPTIONS_BY_NAME[option_name]
         text = self.section.get(option_name)
         if text is None:
-            return option.default
+            return default_of(option_name)
         try:
             return _parser_of(option)(text)
         except ValueError as error:
             self.problems.append(f"{self.name}.{option_name}: {error}")
-            return option.default
+            return default_of(option_name)
 
 
 # --------------------------------------------------------------------------- building
@@ -513,11 +504,10 @@ def _credential_pieces(
         if value is not None and value.strip():
             pieces[piece] = value.strip()
     if is_master:
-        for piece, variables in _MASTER_ENVIRONMENT.items():
-            if piece not in pieces:
-                found = next((environ[v] for v in variables if environ.get(v)), None)
-                if found:
-                    pieces[piece] = found
+        for piece in CREDENTIAL_VARIABLES:
+            found = None if piece in pieces else from_environment(piece, environ)
+            if found:
+                pieces[piece] = found
     return pieces
 
 
@@ -541,9 +531,9 @@ def _build_credential(reader: _Reader, environ: Mapping[str, str]) -> Credential
         password=pieces["password"],
         auth_url=pieces["keystone_url"],
         project_name=pieces["tenant"],
-        user_domain_name=pieces.get("user_domain_name", "Default"),
-        project_domain_name=pieces.get("project_domain_name", "Default"),
-        cacert=pieces.get("cacert"),
+        user_domain_name=pieces.get("user_domain_name", default_of("user_domain_name")),
+        project_domain_name=pieces.get("project_domain_name", default_of("project_domain_name")),
+        cacert=pieces.get("cacert", default_of("cacert")),
         insecure=reader.get("insecure"),
     )
 
@@ -552,10 +542,7 @@ def _build_target(reader: _Reader, environ: Mapping[str, str]) -> TargetConfig |
     credential = _build_credential(reader, environ)
     tenant_id = reader.get("tenant_id")
     if tenant_id is None and reader.name == MASTER:
-        tenant_id = next(
-            (environ[v] for v in _MASTER_ENVIRONMENT["tenant_id"] if environ.get(v)),
-            None,
-        )
+        tenant_id = from_environment("tenant_id", environ)
     values = {
         name: reader.get(name)
         for name in (
@@ -614,9 +601,9 @@ def build_config(
     if not parser.has_section(MASTER):
         parser.add_section(MASTER)  # still inherits [DEFAULT]
     main = _Reader(parser[MAIN] if parser.has_section(MAIN) else parser.defaults(), MAIN, problems)
-    master_region = main.get("master_region") or environ.get("OS_REGION_NAME", "").strip()
+    master_region = main.get("master_region") or environ.get(REGION_VARIABLE, "").strip()
     if not master_region:
-        problems.append("main.master_region: not set, and OS_REGION_NAME is not set either")
+        problems.append(f"main.master_region: not set, and {REGION_VARIABLE} is not set either")
     targets = {}
     for name in parser.sections():
         if name == MAIN:
@@ -668,93 +655,3 @@ def load_config(
     parser = read_config_text(text, path or "<no file>")
     problems = apply_overrides(parser, overrides)
     return build_config(parser, environ, path, problems)
-
-
-# --------------------------------------------------------------------------- sample
-
-
-def _comment(text: str, width: int = 78) -> list[str]:
-    lines, current = [], "#"
-    for word in text.split():
-        if len(current) + 1 + len(word) > width:
-            lines.append(current)
-            current = "#"
-        current += " " + word
-    lines.append(current)
-    return lines
-
-
-def _sample_value(option: Option) -> str:
-    if option.example is not None:
-        return option.example
-    if option.default in (None, ()):
-        return ""
-    return str(option.default)
-
-
-def _sample_section(title: str, scope: str) -> list[str]:
-    lines = [f"[{title}]", ""]
-    for option in OPTIONS:
-        if option.scope != scope or option.name in (
-            "user",
-            "password",
-            "keystone_url",
-            "tenant",
-        ):
-            continue
-        lines.extend(_comment(option.help))
-        default = "" if option.default in (None, ()) else str(option.default)
-        lines.append(f"# (default: {default or 'empty'})")
-        prefix = "" if option.name in ("master_region", "credential") else "# "
-        lines.append(f"{prefix}{option.name} = {_sample_value(option)}".rstrip())
-        lines.append("")
-    return lines
-
-
-def sample_config() -> str:
-    """A commented configuration file listing every option, made from :data:`OPTIONS`."""
-    lines = [
-        "# GlanceSync configuration (generated from fiwareglancesync.config.OPTIONS).",
-        "# Every target option may also be set in [DEFAULT], inherited by all targets.",
-        "",
-        *_sample_section(MAIN, MAIN),
-        *_sample_section(MASTER, "target"),
-        "# Instead of credential: user, password (in clear), keystone_url and tenant.",
-        "# For [master] only, missing pieces come from OS_USERNAME, OS_PASSWORD,",
-        "# OS_AUTH_URL, OS_PROJECT_NAME (or OS_TENANT_NAME), OS_USER_DOMAIN_NAME,",
-        "# OS_PROJECT_DOMAIN_NAME and OS_CACERT.",
-        "",
-        "# Another target: regions behind another Keystone (or the same one with",
-        "# other selection rules), named on the command line as 'other:Region'.",
-        "[other]",
-        "credential = admin2,c2VjcmV0Mg==,http://keystone2.example.org:5000/v3,admin",
-        "metadata_condition = image.is_public and \\",
-        "    image.user_properties.get('type', None) == 'baseimages'",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def options_table() -> str:
-    """The option reference in reStructuredText, made from :data:`OPTIONS`.
-
-    A definition list rather than a table: long defaults and help texts wrap within the
-    page instead of widening it.
-    """
-    lines: list[str] = []
-    for option in OPTIONS:
-        section = "``[main]``" if option.scope == MAIN else "a target, or ``[DEFAULT]``"
-        default = "" if option.default in (None, ()) else str(option.default)
-        lines += [
-            f"``{option.name}``",
-            f"   *In* {section}; *default:* {f'``{default}``' if default else '(none)'}.",
-            f"   {option.help}",
-            "",
-        ]
-    return "\n".join(lines).rstrip("\n")
-
-
-if __name__ == "__main__":
-    import sys
-
-    print(options_table() if sys.argv[1:] == ["--rst"] else sample_config())

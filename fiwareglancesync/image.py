@@ -21,6 +21,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from fiwareglancesync.booleans import parse_bool
+
 CSV_FIELDS = (
     "region",
     "name",
@@ -177,17 +179,15 @@ def parse_properties(text: str) -> dict[str, Any]:
     return check_properties(value)
 
 
-_TRUE_WORDS = {"true", "1", "yes"}
-_FALSE_WORDS = {"false", "0", "no", ""}
-
-
-def _parse_bool(text: str) -> bool:
-    word = text.strip().lower()
-    if word in _TRUE_WORDS:
-        return True
-    if word in _FALSE_WORDS:
+def _parse_is_public(text: str) -> bool:
+    # An empty cell (old backups have them) means a private image: the one value besides
+    # the boolean words that is_public accepts.
+    if not text.strip():
         return False
-    raise CsvFormatError(f"is_public is not True or False: {text[:20]!r}")
+    try:
+        return parse_bool(text)
+    except ValueError:
+        raise CsvFormatError(f"is_public is not True or False: {text[:20]!r}") from None
 
 
 def _parse_size(text: str) -> int:
@@ -214,7 +214,7 @@ def _build(row: list[str], properties: dict[str, Any]) -> Image:
         int(size) if size.isascii() and size.isdigit() else _parse_size(size),
         None if checksum in ("", "None") else checksum,
         "" if owner == "None" else owner,
-        True if is_public == "True" else _parse_bool(is_public),
+        True if is_public == "True" else _parse_is_public(is_public),
         properties,
     )
 

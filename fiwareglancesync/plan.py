@@ -224,12 +224,10 @@ class _Region:
             self.notices.append((logging.WARNING, message))
 
     def _choose(self, name: str, found: list[Image], master: Image | None) -> Image:
-        if len(found) == 1:
-            return found[0]
         chosen = found[0]
         if master is not None:
             chosen = next((i for i in found if i.checksum == master.checksum), found[0])
-        if master is not None and len(found) > 1:
+        if master is not None:
             for other in found:
                 if other is not chosen:
                     self.notices.append(

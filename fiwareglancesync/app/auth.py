@@ -9,16 +9,13 @@ Tokens are never logged; the cache keys on their SHA-256, not on the token itsel
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
-
-from flask import g, request
+from typing import Any, Protocol
 
 from fiwareglancesync.app.errors import ApiError
 from fiwareglancesync.app.settings import KeystoneSettings
@@ -237,9 +234,7 @@ class UnconfiguredVerifier:
         )
 
 
-# --------------------------------------------------------------------------- views
-
-View = TypeVar("View", bound=Callable[..., Any])
+# --------------------------------------------------------------------------- requests
 
 
 def authenticate(verifier: TokenVerifier, role: str, token: str | None) -> Identity:
@@ -255,19 +250,3 @@ def authenticate(verifier: TokenVerifier, role: str, token: str | None) -> Ident
     if role not in identity.roles:
         raise ApiError(403, f"Role is not {role}")
     return identity
-
-
-def token_required(view: View) -> View:
-    """Run the view only for a valid token carrying the required role."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from fiwareglancesync.app.state import service
-
-        state = service()
-        g.identity = authenticate(
-            state.verifier, state.settings.role, request.headers.get(TOKEN_HEADER)
-        )
-        return view(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]

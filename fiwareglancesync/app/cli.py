@@ -20,7 +20,6 @@ from fiwareglancesync.app.settings import Settings, SettingsError, load_settings
 from fiwareglancesync.errors import ExitStatus, GlanceSyncError, explain
 
 logger = logging.getLogger(__name__)
-_STARTED_AT = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # reset by main()
 COMMANDS = ("gunicornserver", "shell", "db", "runserver")
 
 
@@ -76,16 +75,16 @@ def _runserver_parser(runserver: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def _service_config(settings: Settings) -> dict[str, Any]:
-    return {"GLANCESYNC_SETTINGS": settings, "STARTED_AT": _STARTED_AT}
+def _service_config(settings: Settings, started_at: dt.datetime) -> dict[str, Any]:
+    return {"GLANCESYNC_SETTINGS": settings, "STARTED_AT": started_at}
 
 
-def _service_app(settings: Settings, environ: Mapping[str, str]) -> Any:
+def _service_app(settings: Settings, environ: Mapping[str, str], started_at: dt.datetime) -> Any:
     """An application ready to serve: settings checked and database upgraded."""
     from fiwareglancesync.app import create_app
     from fiwareglancesync.app.database import schema_problem
 
-    app = create_app(_service_config(settings), environ)
+    app = create_app(_service_config(settings, started_at), environ)
     problem = schema_problem(app)
     if problem:
         raise SettingsError([problem])
@@ -140,18 +139,23 @@ def _first_line(error: BaseException) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
-def run_shell(settings: Settings, environ: Mapping[str, str]) -> int:
+def run_shell(settings: Settings, environ: Mapping[str, str], started_at: dt.datetime) -> int:
     from flask.cli import shell_command
 
-    app = _service_app(settings, environ)
+    app = _service_app(settings, environ, started_at)
     return _click(shell_command, [], "run.py shell", lambda: app)
 
 
-def run_devserver(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+def run_devserver(
+    args: argparse.Namespace,
+    settings: Settings,
+    environ: Mapping[str, str],
+    started_at: dt.datetime,
+) -> int:
     from fiwareglancesync.app.server import on_exit, on_start
 
     _file_logging(settings, environ)
-    app = _service_app(settings, environ)
+    app = _service_app(settings, environ, started_at)
     on_start(app)
     atexit.register(on_exit, app)  # the syncs still running die with this process
     app.run(
@@ -167,13 +171,18 @@ def run_devserver(args: argparse.Namespace, settings: Settings, environ: Mapping
     return ExitStatus.OK
 
 
-def run_gunicorn(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+def run_gunicorn(
+    args: argparse.Namespace,
+    settings: Settings,
+    environ: Mapping[str, str],
+    started_at: dt.datetime,
+) -> int:
     from fiwareglancesync.app import create_app
     from fiwareglancesync.app.extensions import db
     from fiwareglancesync.app.server import GunicornServer
 
     where = _file_logging(settings, environ)
-    checked = _service_app(settings, environ)  # fail here, once, not in every worker
+    checked = _service_app(settings, environ, started_at)  # fail here, once, not per worker
     with checked.app_context():
         db.engine.dispose()
     options = {
@@ -186,7 +195,9 @@ def run_gunicorn(args: argparse.Namespace, settings: Settings, environ: Mapping[
         "proc_name": "glancesync-api",
     }
     logger.info("Starting gunicorn: %s; log in %s", options, where)
-    server = GunicornServer(lambda: create_app(_service_config(settings), environ), options)
+    # Every worker reports when the server started, not when the worker did.
+    config = _service_config(settings, started_at)
+    server = GunicornServer(lambda: create_app(config, environ), options)
     try:
         server.run()
     except SystemExit as done:
@@ -208,8 +219,7 @@ def _report(error: GlanceSyncError) -> int:
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    global _STARTED_AT
-    _STARTED_AT = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # naive UTC, as stored
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
     try:
@@ -226,10 +236,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return ExitStatus.USAGE
         settings = load_settings(environ)
         if args.command == "shell":
-            return run_shell(settings, environ)
+            return run_shell(settings, environ, started_at)
         if args.command == "runserver":
-            return run_devserver(args, settings, environ)
-        return run_gunicorn(args, settings, environ)
+            return run_devserver(args, settings, environ, started_at)
+        return run_gunicorn(args, settings, environ, started_at)
     except GlanceSyncError as error:
         return _report(error)
     except KeyboardInterrupt:

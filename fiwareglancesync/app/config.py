@@ -18,11 +18,3 @@ class BaseConfig:
 class ProductionConfig(BaseConfig):
     DEBUG = False
     TESTING = False
-
-
-class DevelopmentConfig(BaseConfig):
-    DEBUG = True
-
-
-class TestingConfig(BaseConfig):
-    TESTING = True

@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fiwareglancesync import __version__
+from fiwareglancesync.booleans import parse_bool
+from fiwareglancesync.config import default_of
 from fiwareglancesync.errors import ConfigError
+from fiwareglancesync.osenv import INSECURE_VARIABLE, from_environment
 
 SETTINGS_FILE_VARIABLE = "GLANCESYNC_SETTINGS_FILE"
 DEFAULT_SETTINGS_FILE = "/etc/fiware.d/fiware-glancesync.cfg"
@@ -26,16 +29,17 @@ DATABASE_URI_VARIABLE = "SQLALCHEMY_DATABASE_URI"
 EXTRA_CONFIG_VARIABLE = "GLANCESYNCAPP_CONFIG"
 DATABASE_FILE_NAME = "glancesyncapi.db"
 
-# [openstack] option -> the OS_* variables consulted when the file does not set it.
-KEYSTONE_FALLBACKS: dict[str, tuple[str, ...]] = {
-    "KEYSTONE_URL": ("OS_AUTH_URL",),
-    "ADM_USER": ("OS_USERNAME",),
-    "ADM_PASS": ("OS_PASSWORD",),
-    "ADM_TENANT_ID": ("OS_PROJECT_ID", "OS_TENANT_ID"),
-    "ADM_TENANT_NAME": ("OS_PROJECT_NAME", "OS_TENANT_NAME"),
-    "USER_DOMAIN_NAME": ("OS_USER_DOMAIN_NAME",),
-    "PROJECT_DOMAIN_NAME": ("OS_PROJECT_DOMAIN_NAME",),
-    "CACERT": ("OS_CACERT",),
+# [openstack] option -> (KeystoneSettings field, the credential piece whose OS_* variables
+# (fiwareglancesync.osenv) stand in for it when the file does not set it).
+KEYSTONE_OPTIONS: dict[str, tuple[str, str]] = {
+    "KEYSTONE_URL": ("url", "keystone_url"),
+    "ADM_USER": ("user", "user"),
+    "ADM_PASS": ("password", "password"),
+    "ADM_TENANT_ID": ("project_id", "tenant_id"),
+    "ADM_TENANT_NAME": ("project_name", "tenant"),
+    "USER_DOMAIN_NAME": ("user_domain_name", "user_domain_name"),
+    "PROJECT_DOMAIN_NAME": ("project_domain_name", "project_domain_name"),
+    "CACERT": ("cacert", "cacert"),
 }
 
 
@@ -52,10 +56,11 @@ class KeystoneSettings:
     password: str | None = field(default=None, repr=False)
     project_id: str | None = None
     project_name: str | None = None
-    user_domain_name: str = "Default"
-    project_domain_name: str = "Default"
-    cacert: str | None = None
-    insecure: bool = False
+    # The same Keystone defaults as a sync target's.
+    user_domain_name: str = default_of("user_domain_name")
+    project_domain_name: str = default_of("project_domain_name")
+    cacert: str | None = default_of("cacert")
+    insecure: bool = default_of("insecure")
 
     def missing(self) -> list[str]:
         """The options that must be set before tokens can be validated."""
@@ -141,26 +146,35 @@ def _get(parser: configparser.ConfigParser, section: str, option: str) -> str | 
     return value.strip() if value is not None and value.strip() else None
 
 
-def _keystone(parser: configparser.ConfigParser, environ: Mapping[str, str]) -> KeystoneSettings:
-    values: dict[str, str | None] = {}
-    for option, variables in KEYSTONE_FALLBACKS.items():
-        value = _get(parser, "openstack", option)
-        if value is None:
-            value = next((environ[name] for name in variables if environ.get(name)), None)
-        values[option] = value
-    insecure_text = _get(parser, "openstack", "INSECURE") or environ.get("OS_INSECURE") or ""
-    insecure = insecure_text.lower() in {"1", "yes", "true", "on"}
-    return KeystoneSettings(
-        url=values["KEYSTONE_URL"],
-        user=values["ADM_USER"],
-        password=values["ADM_PASS"],
-        project_id=values["ADM_TENANT_ID"],
-        project_name=values["ADM_TENANT_NAME"],
-        user_domain_name=values["USER_DOMAIN_NAME"] or "Default",
-        project_domain_name=values["PROJECT_DOMAIN_NAME"] or "Default",
-        cacert=values["CACERT"],
-        insecure=insecure,
-    )
+def _keystone(
+    parser: configparser.ConfigParser, environ: Mapping[str, str], problems: list[str]
+) -> KeystoneSettings:
+    """What the file says, else the OS_* variables; unset fields keep their defaults."""
+    values: dict[str, Any] = {}
+    for option, (name, piece) in KEYSTONE_OPTIONS.items():
+        value = _get(parser, "openstack", option) or from_environment(piece, environ)
+        if value is not None:
+            values[name] = value
+    insecure = _insecure(parser, environ, problems)
+    if insecure is not None:
+        values["insecure"] = insecure
+    return KeystoneSettings(**values)
+
+
+def _insecure(
+    parser: configparser.ConfigParser, environ: Mapping[str, str], problems: list[str]
+) -> bool | None:
+    """INSECURE, else OS_INSECURE; None when neither is set (or is bad: then a problem)."""
+    where, text = "[openstack] INSECURE", _get(parser, "openstack", "INSECURE")
+    if text is None:
+        where, text = INSECURE_VARIABLE, environ.get(INSECURE_VARIABLE, "").strip()
+    if not text:
+        return None
+    try:
+        return parse_bool(text)
+    except ValueError as error:
+        problems.append(f"{where} = {error}")
+        return None
 
 
 def _service_values(parser: configparser.ConfigParser, problems: list[str]) -> dict[str, Any]:
@@ -211,7 +225,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     path = find_settings_file(environ)
     parser = _read_file(path, problems) if path else configparser.ConfigParser()
     values = _service_values(parser, problems)
-    keystone = _keystone(parser, environ)
+    keystone = _keystone(parser, environ, problems)
     uri = database_uri(environ, problems)
     extra = environ.get(EXTRA_CONFIG_VARIABLE) or None
     if extra and not os.path.isfile(extra):

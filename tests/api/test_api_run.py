@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     def gunicorn_run(self: GunicornServer) -> None:
         calls["gunicorn"] = self.options
         calls["cfg"] = self.cfg
+        calls["app_factory"] = self.app_factory  # what every worker calls
 
     monkeypatch.setattr(Flask, "run", flask_run)
     monkeypatch.setattr(GunicornServer, "run", gunicorn_run)
@@ -141,6 +143,20 @@ def test_gunicornserver_options_win_over_the_settings(
     assert served["gunicorn"]["bind"] == "127.0.0.3:8282"
     assert served["cfg"].workers == 3
     assert served["cfg"].worker_class_str == "gthread"
+
+
+def test_every_worker_reports_the_time_main_started_the_server(
+    environ: dict[str, str], served: dict[str, Any]
+) -> None:
+    assert main(["db", "upgrade"], environ) == 0
+    before = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    assert main(["gunicornserver"], environ) == 0
+    after = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    workers = [served["app_factory"]() for _ in range(2)]
+    (started,) = {worker.extensions["glancesync"].started_at for worker in workers}
+    assert before <= started <= after
+    assert main(["gunicornserver"], environ) == 0  # a new server: a new start time
+    assert served["app_factory"]().extensions["glancesync"].started_at > started
 
 
 @pytest.mark.parametrize("flag", ["-t", "-H", "--host"])

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import textwrap
+from operator import attrgetter
 from pathlib import Path
 
 import pytest
 
 from fiwareglancesync.app import create_app
 from fiwareglancesync.app.auth import CachingVerifier, KeystoneVerifier
-from fiwareglancesync.app.settings import Settings, SettingsError, load_settings
+from fiwareglancesync.app.settings import KEYSTONE_OPTIONS, Settings, SettingsError, load_settings
+from fiwareglancesync.config import load_config
+from fiwareglancesync.osenv import CREDENTIAL_VARIABLES
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "glancesync.conf"
 
@@ -102,6 +105,101 @@ def test_keystone_settings_fall_back_to_os_variables(tmp_path: Path) -> None:
     )
     assert keystone.user_domain_name == "Users"
     assert keystone.missing() == []
+
+
+@pytest.mark.parametrize(
+    "in_file, in_environment, insecure",
+    [
+        (None, None, False),
+        ("yes", None, True),
+        ("Off", "true", False),  # the file wins
+        (None, "ON", True),
+        (None, "0", False),
+        (None, "", False),
+    ],
+)
+def test_insecure_takes_the_boolean_words(
+    tmp_path: Path, in_file: str | None, in_environment: str | None, insecure: bool
+) -> None:
+    text = "[openstack]\n" + (f"INSECURE = {in_file}\n" if in_file is not None else "")
+    environ = {
+        "GLANCESYNC_SETTINGS_FILE": write(tmp_path / "s.cfg", text),
+        "GLANCESYNCAPP_DATABASE_PATH": str(tmp_path),
+    }
+    if in_environment is not None:
+        environ["OS_INSECURE"] = in_environment
+    assert load_settings(environ).keystone.insecure is insecure
+
+
+@pytest.mark.parametrize(
+    "text, variable, problem",
+    [
+        (
+            "[openstack]\nINSECURE = sometimes\n",
+            None,
+            "[openstack] INSECURE = 'sometimes' is not a boolean "
+            "(use true/false, yes/no, on/off, 1/0)",
+        ),
+        (
+            "[glancesync]\nPORT = 9090\n",
+            "maybe",
+            "OS_INSECURE = 'maybe' is not a boolean (use true/false, yes/no, on/off, 1/0)",
+        ),
+    ],
+)
+def test_a_bad_insecure_value_is_a_reported_problem(
+    tmp_path: Path, text: str, variable: str | None, problem: str
+) -> None:
+    environ = {
+        "GLANCESYNC_SETTINGS_FILE": write(tmp_path / "s.cfg", text + "[gunicorn]\nWORKERS = 0\n"),
+        "GLANCESYNCAPP_DATABASE_PATH": str(tmp_path),
+    }
+    if variable is not None:
+        environ["OS_INSECURE"] = variable
+    with pytest.raises(SettingsError) as raised:
+        load_settings(environ)
+    # Reported with the other problems, one line each, not silently taken as false.
+    assert raised.value.problems == [
+        "[gunicorn] WORKERS must be greater than zero, not 0",
+        problem,
+    ]
+
+
+# Where each credential piece ends up in a sync target's configuration.
+TARGET_FIELDS = {
+    "user": "credential.user",
+    "password": "credential.password",
+    "keystone_url": "credential.auth_url",
+    "tenant": "credential.project_name",
+    "user_domain_name": "credential.user_domain_name",
+    "project_domain_name": "credential.project_domain_name",
+    "cacert": "credential.cacert",
+    "tenant_id": "tenant_id",
+}
+
+
+@pytest.mark.parametrize(
+    "piece, variable",
+    [(piece, variable) for piece, names in CREDENTIAL_VARIABLES.items() for variable in names],
+)
+def test_the_service_and_the_command_line_read_the_same_os_variables(
+    tmp_path: Path, piece: str, variable: str
+) -> None:
+    environ = {
+        "OS_REGION_NAME": "Master",
+        "OS_USERNAME": "u",
+        "OS_PASSWORD": "p",
+        "OS_AUTH_URL": "http://127.0.0.1:5000/v3",
+        "OS_PROJECT_NAME": "proj",
+        "GLANCESYNCAPP_DATABASE_PATH": str(tmp_path),
+    }
+    for other in CREDENTIAL_VARIABLES[piece]:
+        environ.pop(other, None)  # the first set wins: leave only the one under test
+    environ[variable] = f"from-{variable}"
+    master = load_config(environ, search_paths=()).master
+    assert attrgetter(TARGET_FIELDS[piece])(master) == f"from-{variable}"
+    (field_name,) = [name for name, p in KEYSTONE_OPTIONS.values() if p == piece]
+    assert getattr(load_settings(environ).keystone, field_name) == f"from-{variable}"
 
 
 def test_a_database_url_wins_over_the_path(tmp_path: Path) -> None:

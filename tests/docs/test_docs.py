@@ -1,19 +1,22 @@
 """The documentation site builds warning-free, and its generated pages cover the code.
 
-The command reference comes from the argument parsers and the REST reference from the
-OpenAPI document; these tests check that every option and every operation made it into
-the HTML, and that troubleshooting covers every status the planner can produce.
+The command reference comes from the argument parsers, the REST reference from the
+OpenAPI document, the configuration reference and sample from the option table; these
+tests check that every option and every operation made it into the HTML, that the sample
+loads, and that troubleshooting covers every status the planner can produce.
 """
 
 from __future__ import annotations
 
 import argparse
 import html
+import importlib.util
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
@@ -85,12 +88,43 @@ def test_the_rest_reference_has_every_operation_and_status(site: Path) -> None:
         assert schema in text
 
 
+def extension(name: str) -> ModuleType:
+    """One of the docs' own extensions (doc/_ext), imported as Sphinx imports it."""
+    spec = importlib.util.spec_from_file_location(name, DOC / "_ext" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def collapsed(text: str) -> str:
+    return " ".join(text.split())
+
+
 def test_the_option_reference_is_generated_from_the_option_table(site: Path) -> None:
     from fiwareglancesync.config import OPTIONS
 
     text = page_text(site, "configuration")
     for option in OPTIONS:
         assert option.name in text
+        assert collapsed(option.help) in text, f"{option.name}: its help is not on the page"
+        default = "" if option.default in (None, ()) else str(option.default)
+        assert f"default: {default or '(none)'}" in text, f"{option.name}: its default"
+
+
+def test_the_sample_configuration_lists_every_option_and_loads() -> None:
+    from fiwareglancesync.config import OPTIONS, build_config, read_config_text
+
+    sample = extension("glancesync_options").sample_config()
+    for option in OPTIONS:
+        assert option.name in sample
+    config = build_config(read_config_text(sample, "sample"), {}, "sample")
+    assert config.master_region and "other" in config.targets
+
+
+def test_the_configuration_page_shows_the_generated_sample(site: Path) -> None:
+    sample = extension("glancesync_options").sample_config()
+    assert collapsed(sample) in page_text(site, "configuration")
 
 
 def test_troubleshooting_covers_every_status_and_links_the_statuses_page() -> None:

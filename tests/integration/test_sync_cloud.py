@@ -62,64 +62,6 @@ def seed_every_status(sync: CloudSync) -> dict[str, bytes]:
     return data
 
 
-def test_every_status_then_a_sync_that_converges(sync):
-    data = seed_every_status(sync)
-    rows = sync.status_rows("RegionA")
-    assert sorted(rows) == [
-        "error_ami,RegionA,st-bad-ami",
-        "error_checksum,RegionA,st-error",
-        "ok,RegionA,st-ok",
-        "ok_stalled_checksum,RegionA,st-stalled",
-        "pending_ami,RegionA,st-ami",
-        "pending_metadata,RegionA,st-meta",
-        "pending_rename,RegionA,st-rename",
-        "pending_replace,RegionA,st-replace",
-        "pending_upload,RegionA,st-kernel",
-        "pending_upload,RegionA,st-ramdisk",
-        "pending_upload,RegionA,st-upload",
-    ]
-
-    run = sync.run("RegionA", "RegionB")
-    assert run.status == 0, run.out
-    for line in (
-        "INFO:======Master is Master",
-        "INFO:RegionA: Uploading image st-upload (0 MB)",
-        "INFO:RegionA: Replacing image st-replace (0 MB)",
-        "INFO:RegionA: Renaming and replacing image st-rename (0 MB)",
-        "INFO:RegionA: Updating the metadata of image st-meta",
-        "INFO:Region RegionA has finished",
-        "INFO:Region RegionB has finished",
-    ):
-        assert line in run.lines
-
-    # Replace: one image left, the master's. Rename: the old one kept, private, as .old.
-    assert sync.one("RegionA", "st-replace")["checksum"] == md5(data["replace"])
-    assert sync.one("RegionA", "st-rename")["checksum"] == md5(data["rename"])
-    old = sync.one("RegionA", "st-rename.old")
-    assert old["checksum"] == md5(data["old-rename"]) and old["visibility"] == "private"
-    # Statuses that need a person leave the region's image alone.
-    assert sync.one("RegionA", "st-error")["checksum"] == md5(data["old-error"])
-    assert sync.one("RegionA", "st-stalled")["checksum"] == md5(data["old-stalled"])
-    meta = sync.one("RegionA", "st-meta")
-    assert (meta["type"], meta["extra"]) == ("base", "kept")
-
-    # AMI: kernel and ramdisk ids point at each region's own copies.
-    for region in REGIONS:
-        ami = sync.one(region, "st-ami")
-        assert ami["kernel_id"] == sync.one(region, "st-kernel")["id"]
-        assert ami["ramdisk_id"] == sync.one(region, "st-ramdisk")["id"]
-        assert ami["checksum"] == md5(data["ami"])
-    assert sync.one("RegionA", "st-ami")["kernel_id"] != sync.one("RegionB", "st-ami")["kernel_id"]
-    assert sync.named("RegionB", "st-private-kernel") == []
-
-    settled = {row.split(",")[0] for row in sync.status_rows("RegionA", "RegionB")}
-    assert settled == {"ok", "ok_stalled_checksum", "error_checksum", "error_ami"}
-    again = sync.run("RegionA", "RegionB")
-    assert "INFO:RegionA: Region is synchronized." in again.lines
-    assert "INFO:RegionB: Region is synchronized." in again.lines
-    assert sync.unfinished(("RegionA", "RegionB")) == []
-
-
 def snapshot(sync: CloudSync) -> list[tuple]:
     """Everything a sync could change, in every region."""
     return sorted(
@@ -137,15 +79,88 @@ def snapshot(sync: CloudSync) -> list[tuple]:
     )
 
 
-def test_a_dry_run_says_what_it_would_do_and_changes_nothing(sync):
-    seed_every_status(sync)
-    before = snapshot(sync)
-    run = sync.run("--dry-run", "RegionA", "RegionB", "other:RegionC")
-    assert run.status == 0, run.out
-    assert "INFO:RegionA: Pending: st-upload (0 MB)" in run.lines
-    assert "INFO:RegionA: Image pending to update the metadata st-meta" in run.lines
-    assert "INFO:RegionB: Pending: st-ami (0 MB)" in run.lines
-    assert snapshot(sync) == before
+@pytest.fixture(scope="class")
+def every_status(cloud, tmp_path_factory) -> tuple[CloudSync, dict[str, bytes]]:
+    """Empty regions seeded with every status, once for the class that uses it."""
+    cloud.purge_images()
+    seeded = CloudSync(cloud, tmp_path_factory.mktemp("every-status"))
+    return seeded, seed_every_status(seeded)
+
+
+class TestEveryStatus:
+    """One seeded world (seeding it takes seconds), used twice, in this order: the dry run
+    must leave it as it is, and only then does the real sync change it."""
+
+    def test_a_dry_run_says_what_it_would_do_and_changes_nothing(self, every_status, monkeypatch):
+        sync, _ = every_status
+        monkeypatch.chdir(sync.workdir)
+        before = snapshot(sync)
+        run = sync.run("--dry-run", "RegionA", "RegionB", "other:RegionC")
+        assert run.status == 0, run.out
+        assert "INFO:RegionA: Pending: st-upload (0 MB)" in run.lines
+        assert "INFO:RegionA: Image pending to update the metadata st-meta" in run.lines
+        assert "INFO:RegionB: Pending: st-ami (0 MB)" in run.lines
+        assert snapshot(sync) == before
+
+    def test_every_status_then_a_sync_that_converges(self, every_status, monkeypatch):
+        sync, data = every_status
+        monkeypatch.chdir(sync.workdir)
+        rows = sync.status_rows("RegionA")
+        assert sorted(rows) == [
+            "error_ami,RegionA,st-bad-ami",
+            "error_checksum,RegionA,st-error",
+            "ok,RegionA,st-ok",
+            "ok_stalled_checksum,RegionA,st-stalled",
+            "pending_ami,RegionA,st-ami",
+            "pending_metadata,RegionA,st-meta",
+            "pending_rename,RegionA,st-rename",
+            "pending_replace,RegionA,st-replace",
+            "pending_upload,RegionA,st-kernel",
+            "pending_upload,RegionA,st-ramdisk",
+            "pending_upload,RegionA,st-upload",
+        ]
+
+        run = sync.run("RegionA", "RegionB")
+        assert run.status == 0, run.out
+        for line in (
+            "INFO:======Master is Master",
+            "INFO:RegionA: Uploading image st-upload (0 MB)",
+            "INFO:RegionA: Replacing image st-replace (0 MB)",
+            "INFO:RegionA: Renaming and replacing image st-rename (0 MB)",
+            "INFO:RegionA: Updating the metadata of image st-meta",
+            "INFO:Region RegionA has finished",
+            "INFO:Region RegionB has finished",
+        ):
+            assert line in run.lines
+
+        # Replace: one image left, the master's. Rename: the old one kept, private, as .old.
+        assert sync.one("RegionA", "st-replace")["checksum"] == md5(data["replace"])
+        assert sync.one("RegionA", "st-rename")["checksum"] == md5(data["rename"])
+        old = sync.one("RegionA", "st-rename.old")
+        assert old["checksum"] == md5(data["old-rename"]) and old["visibility"] == "private"
+        # Statuses that need a person leave the region's image alone.
+        assert sync.one("RegionA", "st-error")["checksum"] == md5(data["old-error"])
+        assert sync.one("RegionA", "st-stalled")["checksum"] == md5(data["old-stalled"])
+        meta = sync.one("RegionA", "st-meta")
+        assert (meta["type"], meta["extra"]) == ("base", "kept")
+
+        # AMI: kernel and ramdisk ids point at each region's own copies.
+        for region in REGIONS:
+            ami = sync.one(region, "st-ami")
+            assert ami["kernel_id"] == sync.one(region, "st-kernel")["id"]
+            assert ami["ramdisk_id"] == sync.one(region, "st-ramdisk")["id"]
+            assert ami["checksum"] == md5(data["ami"])
+        assert (
+            sync.one("RegionA", "st-ami")["kernel_id"] != sync.one("RegionB", "st-ami")["kernel_id"]
+        )
+        assert sync.named("RegionB", "st-private-kernel") == []
+
+        settled = {row.split(",")[0] for row in sync.status_rows("RegionA", "RegionB")}
+        assert settled == {"ok", "ok_stalled_checksum", "error_checksum", "error_ami"}
+        again = sync.run("RegionA", "RegionB")
+        assert "INFO:RegionA: Region is synchronized." in again.lines
+        assert "INFO:RegionB: Region is synchronized." in again.lines
+        assert sync.unfinished(("RegionA", "RegionB")) == []
 
 
 def test_obsolete_images_are_renamed_with_their_sync_properties(sync):

@@ -16,11 +16,14 @@ MODES = [[], ["--dry-run"], ["--show-status"], ["--parallel"], ["--make-backup"]
 
 
 @pytest.fixture
-def sync(faulty_cloud, tmp_path, monkeypatch) -> Iterator[CloudSync]:
-    faulty_cloud.purge_images()
+def sync(cloud, tmp_path, monkeypatch) -> Iterator[CloudSync]:
+    # Every region whose Keystone runs starts empty (with Keystone B stopped, RegionC
+    # cannot be reached, nor written to).
+    cloud.purge_images(
+        [r for r in cloud.regions if cloud.keystone_running(cloud.glances[r].keystone)]
+    )
     monkeypatch.chdir(tmp_path)
-    yield CloudSync(faulty_cloud, tmp_path)
-    faulty_cloud.reset_faults()
+    yield CloudSync(cloud, tmp_path)
 
 
 def error_lines(text: str) -> list[str]:
@@ -38,15 +41,6 @@ def unreachable(sync: CloudSync) -> str:
     return f"cannot reach Keystone at {sync.keystone_b.auth_url} (connection refused)"
 
 
-def break_keystone_b(sync: CloudSync, how: str) -> str:
-    """Make target other's Keystone fail; return the cause its error lines must give."""
-    if how == "wrong password":
-        sync.write_config(other={"password": "not-the-password"})
-        return refused(sync)
-    sync.cloud.stop_keystone("B")
-    return unreachable(sync)
-
-
 def check_region_a_done(sync: CloudSync, mode: list[str], run, tmp_path) -> None:
     if mode == ["--show-status"]:
         assert run.lines == ["pending_upload,RegionA,iso-img"]
@@ -62,43 +56,76 @@ def check_region_a_done(sync: CloudSync, mode: list[str], run, tmp_path) -> None
         assert len(sync.named("RegionA", "iso-img")) == 1
 
 
-@pytest.mark.parametrize("how", ["wrong password", "stopped Keystone"])
-@pytest.mark.parametrize(
-    "mode", MODES, ids=["sync", "dry-run", "show-status", "parallel", "backup"]
-)
-def test_the_other_targets_regions_still_run(sync, tmp_path, how, mode):
-    sync.add_image("Master", "iso-img", payload("isolation"))
-    cause = break_keystone_b(sync, how)
-    run = sync.run(*mode, "RegionA", "other:")
-    assert run.status == 1, run.out + run.err
-    assert error_lines(run.out + run.err) == [
-        f"ERROR:target other: its regions cannot be listed: {cause}"
-    ]
-    assert "Traceback" not in run.out + run.err
-    assert "not-the-password" not in run.out + run.err
-    check_region_a_done(sync, mode, run, tmp_path)
+class _EveryMode:
+    """The same checks, whichever way target other's Keystone fails (the subclass says)."""
+
+    def break_keystone_b(self, sync: CloudSync) -> str:
+        """Make target other's Keystone fail; return the cause its error lines must give."""
+        raise NotImplementedError
+
+    @pytest.mark.parametrize(
+        "mode", MODES, ids=["sync", "dry-run", "show-status", "parallel", "backup"]
+    )
+    def test_the_other_targets_regions_still_run(self, sync, tmp_path, mode):
+        sync.add_image("Master", "iso-img", payload("isolation"))
+        cause = self.break_keystone_b(sync)
+        run = sync.run(*mode, "RegionA", "other:")
+        assert run.status == 1, run.out + run.err
+        assert error_lines(run.out + run.err) == [
+            f"ERROR:target other: its regions cannot be listed: {cause}"
+        ]
+        assert "Traceback" not in run.out + run.err
+        assert "not-the-password" not in run.out + run.err
+        check_region_a_done(sync, mode, run, tmp_path)
+
+    def test_an_explicit_region_of_the_failing_target_is_named(self, sync):
+        sync.add_image("Master", "iso-img", payload("isolation"))
+        cause = self.break_keystone_b(sync)
+        run = sync.run("other:RegionC", "RegionA")
+        assert run.status == 1
+        assert error_lines(run.out) == [f"ERROR:other:RegionC: {cause}"]
+        assert "INFO:Region RegionA has finished" in run.lines
+        assert len(sync.named("RegionA", "iso-img")) == 1
 
 
-@pytest.mark.parametrize("how", ["wrong password", "stopped Keystone"])
-def test_an_explicit_region_of_the_failing_target_is_named(sync, how):
-    sync.add_image("Master", "iso-img", payload("isolation"))
-    cause = break_keystone_b(sync, how)
-    run = sync.run("other:RegionC", "RegionA")
-    assert run.status == 1
-    assert error_lines(run.out) == [f"ERROR:other:RegionC: {cause}"]
-    assert "INFO:Region RegionA has finished" in run.lines
-    assert len(sync.named("RegionA", "iso-img")) == 1
+class TestWrongPassword(_EveryMode):
+    """Target other is given a wrong password: Keystone B refuses it."""
+
+    def break_keystone_b(self, sync: CloudSync) -> str:
+        sync.write_config(other={"password": "not-the-password"})
+        return refused(sync)
 
 
-def test_show_regions_lists_the_targets_that_answer(sync):
-    cause = break_keystone_b(sync, "stopped Keystone")
-    run = sync.run("--show-regions")
-    assert run.status == 1
-    assert run.lines == ["RegionA RegionB"]
-    assert error_lines(run.err) == [f"ERROR:target other: its regions cannot be listed: {cause}"]
+@pytest.fixture(scope="class")
+def keystone_b_stopped(cloud) -> Iterator[None]:
+    """Keystone B stopped once for a whole class of tests, and started again after it."""
+    cloud.purge_images()  # RegionC too, while it can be reached
+    cloud.stop_keystone("B")
+    try:
+        yield
+    finally:
+        cloud.reset_faults()
 
 
-def test_the_master_keystone_down_fails_every_region_in_one_line_each(sync):
+@pytest.mark.usefixtures("keystone_b_stopped")
+class TestStoppedKeystone(_EveryMode):
+    """Keystone B is stopped (once for the class: a restart costs seconds)."""
+
+    def break_keystone_b(self, sync: CloudSync) -> str:
+        assert not sync.cloud.keystone_running("B")
+        return unreachable(sync)
+
+    def test_show_regions_lists_the_targets_that_answer(self, sync):
+        cause = self.break_keystone_b(sync)
+        run = sync.run("--show-regions")
+        assert run.status == 1
+        assert run.lines == ["RegionA RegionB"]
+        assert error_lines(run.err) == [
+            f"ERROR:target other: its regions cannot be listed: {cause}"
+        ]
+
+
+def test_the_master_keystone_down_fails_every_region_in_one_line_each(sync, faulty_cloud):
     sync.cloud.stop_keystone("A")
     run = sync.run("RegionA", "RegionB", "other:RegionC")
     assert run.status == 1

@@ -28,7 +28,15 @@ PROPERTIES = st.dictionaries(
     st.sampled_from(["nid", "type", "sdc"]), st.sampled_from(["1", "2"]), max_size=2
 )
 SETTLED = {OK, OK_STALLED, ERROR_CHECKSUM, ERROR_AMI}
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# As many examples as the hypothesis profile says (tests/conftest.py: few for developers,
+# many in CI)...
+SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# ...and a fifth of them where every example writes, loads and backs up whole stores.
+STORE_SETTINGS = settings(
+    max_examples=max(10, settings.default.max_examples // 5),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def digest(content: str) -> str:
@@ -177,7 +185,7 @@ def test_obsolete_images_are_never_uploaded(world_):
     assert not [i for i in created if i.name.endswith("_obsolete")]
 
 
-@settings(max_examples=40, deadline=None)
+@STORE_SETTINGS
 @given(regional_images())
 def test_a_backup_replayed_into_the_mock_gives_the_same_images(regional):
     with tempfile.TemporaryDirectory() as folder:
@@ -233,7 +241,7 @@ def backup_rows(draw, region):
     ]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@STORE_SETTINGS
 @given(st.data())
 def test_load_then_make_backup_then_load_gives_the_same_rows(data):
     regions = ["Master", "R1", "other:R2"]

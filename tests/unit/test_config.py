@@ -6,10 +6,14 @@ import pytest
 
 from fiwareglancesync.config import (
     OPTIONS,
+    OPTIONS_BY_NAME,
+    Config,
+    Credential,
+    TargetConfig,
     build_config,
+    default_of,
     load_config,
     read_config_text,
-    sample_config,
 )
 from fiwareglancesync.errors import ConfigError
 
@@ -84,6 +88,21 @@ def test_every_option_is_read_and_typed():
     assert other.dontupdate == {"c1", "c2"} and other.rename == {"c3"}
     assert other.metadata_set == {"nid", "type", "sdc_aware"}  # from [DEFAULT]
     assert "\\" not in other.metadata_condition.text
+
+
+def test_the_typed_objects_default_to_the_option_table():
+    # Built in code with nothing but what is required, or loaded from a file that sets
+    # nothing else: the same objects, because both take their defaults from OPTIONS.
+    text = f"[main]\nmaster_region = R\n[master]\ncredential = a,{SECRET},http://k/v3,p\n"
+    credential = Credential("a", "s3cret", "http://k/v3", "p")
+    built = Config("R", {"master": TargetConfig("master", credential)}, source="test.conf")
+    assert load(text) == built
+    assert built.lock_timeout == 60.0 and isinstance(built.lock_timeout, float)
+    assert built.master.list_images_timeout == 30.0
+    assert (built.max_children, built.images_dir) == (1, "/var/lib/glance/images")
+    assert credential.user_domain_name == OPTIONS_BY_NAME["user_domain_name"].default
+    for option in OPTIONS:
+        assert default_of(option.name) == option.default
 
 
 def test_backslash_continuation_without_indentation_joins_lines():
@@ -206,31 +225,3 @@ def test_config_file_lookup(tmp_path):
 def test_unknown_options_are_warnings_not_errors():
     config = load(BASIC + "colour = blue\n")
     assert config.warnings == ("unknown option experimental.colour ignored",)
-
-
-def test_sample_configuration_lists_every_option_and_loads():
-    sample = sample_config()
-    for option in OPTIONS:
-        assert option.name in sample
-    config = load(sample)
-    assert config.master_region and "other" in config.targets
-
-
-def test_sample_in_the_docs_is_the_generated_one():
-    from pathlib import Path
-
-    doc = Path(__file__).parents[2] / "doc" / "glancesync.conf.sample"
-    assert doc.read_text() == sample_config() + "\n", (
-        "run: python -m fiwareglancesync.config > doc/glancesync.conf.sample"
-    )
-
-
-def test_option_reference_in_the_docs_is_the_generated_one():
-    from pathlib import Path
-
-    from fiwareglancesync.config import options_table
-
-    doc = Path(__file__).parents[2] / "doc" / "options.inc"
-    assert doc.read_text() == options_table() + "\n", (
-        "run: python -m fiwareglancesync.config --rst > doc/options.inc"
-    )

@@ -117,6 +117,18 @@ def test_malformed_rows_name_the_source_line_and_problem(row, problem):
     assert problem in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    "cell, public",
+    [
+        *[(cell, True) for cell in ("True", "true", "yes", "1", "on")],
+        *[(cell, False) for cell in ("False", "no", "0", "OFF", "")],
+    ],
+)
+def test_is_public_cells_are_the_boolean_words_or_empty(cell, public):
+    image = image_from_row(["R", "a", "id", "active", "1", "c", "o", cell, "{}"])
+    assert image.is_public is public
+
+
 def test_size_and_checksum_placeholders_of_old_backups():
     image = image_from_row(["R", "a", "id", "queued", "None", "None", "None", "False", "{}"])
     assert (image.size, image.checksum, image.owner) == (0, None, "")

@@ -8,8 +8,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from fiwareglancesync.app import taskstore
 from fiwareglancesync.app.api.cloud import engine_session, known_region
-from fiwareglancesync.app.auth import token_required
-from fiwareglancesync.app.state import service
+from fiwareglancesync.app.state import service, token_required
 from fiwareglancesync.plan import ImageStatus
 
 logger = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from flask import Blueprint, Response, jsonify
 
 from fiwareglancesync.app import taskstore
 from fiwareglancesync.app.api.cloud import engine_session, known_region, region_fullname
-from fiwareglancesync.app.auth import token_required
 from fiwareglancesync.app.errors import ApiError
+from fiwareglancesync.app.state import token_required
 
 logger = logging.getLogger(__name__)
 blueprint = Blueprint("tasks", __name__)
