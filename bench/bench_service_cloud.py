@@ -20,7 +20,6 @@ import argparse
 import concurrent.futures
 import io
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -34,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from service_support import LiveService  # noqa: E402
+
 from tests.cloud.conftest_helpers import SHARED  # noqa: E402
 
 
@@ -43,14 +43,20 @@ def seed(service: LiveService, images: int) -> None:
     for number in range(images):
         data = f"bench image {number}".encode() * 64
         created = master.images.create(
-            name=f"bench-{number:03d}", disk_format="raw", container_format="bare",
-            visibility="public", nid=str(number),
+            name=f"bench-{number:03d}",
+            disk_format="raw",
+            container_format="bare",
+            visibility="public",
+            nid=str(number),
         )
         master.images.upload(created["id"], io.BytesIO(data), image_size=len(data))
         if number % 10:  # 90% already there, a few of them with other properties
             copy = region.images.create(
-                name=f"bench-{number:03d}", disk_format="raw", container_format="bare",
-                visibility="public", nid=str(number if number % 7 else -1),
+                name=f"bench-{number:03d}",
+                disk_format="raw",
+                container_format="bare",
+                visibility="public",
+                nid=str(number if number % 7 else -1),
             )
             region.images.upload(copy["id"], io.BytesIO(data), image_size=len(data))
 
