@@ -225,17 +225,20 @@ class MockFacade(Facade):
         return images
 
     def list_images(self, region: str) -> list[Image]:
-        # Every row: the backup holds what the listing returned when it was made.
+        # Every row, hidden images included (the Glance facade asks for them too): the
+        # backup holds what the listing returned when it was made.
         return self._images(region)
 
     def upload(self, region: str, image: Image, data: ImageData | None) -> Image:
         fullname = self._fullname(region)
         with self.store.locked(fullname):
             images = self._images(region)
+            # Like Glance, an upload is never hidden, whatever the master image is.
             created = image.copy(
                 id=_next_id(images, image.name),
                 owner=self.project_id(),
                 region=fullname,
+                hidden=False,
             )
             images.append(created)
             self.store.write(fullname, images)

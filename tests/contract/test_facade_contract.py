@@ -146,6 +146,22 @@ def test_hidden_images_are_listed(world, tmp_path):
     assert found is not None and found.status == "active"
 
 
+def test_a_hidden_image_is_listed_as_hidden(world, tmp_path):
+    created = upload(world, tmp_path, "RegionB", "hidden-flag")
+    assert not listed(world.master, "RegionB", created.id).hidden
+    world.hide("RegionB", created.id)
+    found = listed(world.master, "RegionB", created.id)
+    assert found is not None and found.hidden is True
+
+
+def test_the_copy_of_a_hidden_image_is_not_hidden(world, tmp_path):
+    # Being hidden is not synchronised: the copy of a hidden master image is ordinary.
+    image, data = new_image(world, tmp_path, "hidden-master")
+    created = world.master.upload("RegionA", image.copy(hidden=True), data)
+    assert created.hidden is False
+    assert listed(world.master, "RegionA", created.id).hidden is False
+
+
 def test_each_target_sees_only_its_own_regions_images(world, tmp_path):
     created = upload(world, tmp_path, "RegionC", "elsewhere", facade=world.other)
     assert listed(world.other, "RegionC", created.id) is not None
