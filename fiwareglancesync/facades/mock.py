@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -31,7 +33,8 @@ from fiwareglancesync.backup import (
 )
 from fiwareglancesync.config import MASTER, TargetConfig
 from fiwareglancesync.errors import FacadeError
-from fiwareglancesync.facades.base import Facade, ImageData
+from fiwareglancesync.facades.base import ChecksumMismatch, Facade, ImageData, check_checksum
+from fiwareglancesync.facades.transfer import SourceError, guarded_source, size_checked_chunks
 from fiwareglancesync.image import CsvFormatError, Image, read_csv, write_csv
 
 # The file that says "glancesync-mock made this directory": the loader replaces only a
@@ -41,7 +44,14 @@ STORE_MARKER_TEXT = (
     "A GlanceSync mock store, made by glancesync-mock; replaced by it on --confirm.\n"
 )
 
-__all__ = ["STORE_MARKER", "MockFacade", "MockStore", "backup_file_name", "region_of_file"]
+__all__ = [
+    "STORE_MARKER",
+    "MockData",
+    "MockFacade",
+    "MockStore",
+    "backup_file_name",
+    "region_of_file",
+]
 
 
 def _store_error(action: str, path: Path | None, error: OSError) -> FacadeError:
@@ -176,6 +186,36 @@ class MockStore:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+@dataclass
+class MockData(ImageData):
+    """What the mock's ``download`` gives: no bytes, since the mock keeps metadata only.
+
+    The mock master vouches for it, as the master Glance vouches for what it streams, so
+    an upload accepts it as the master image's data without reading it.
+    """
+
+
+def check_data(image: Image, data: ImageData | None) -> None:
+    """Refuse bytes that are not the master image's, as the Glance facade does.
+
+    A file or a stream is read to the end: its length must be the one it was given with
+    (the image's size for a stream) and its MD5 the master's checksum. ``None`` (the
+    tests' shorthand for "no data") and the mock's own :class:`MockData` carry no bytes.
+    """
+    if data is None or isinstance(data, MockData):
+        return
+    digest = hashlib.md5(usedforsecurity=False)
+    chunks = guarded_source(size_checked_chunks(data), data.source, (ChecksumMismatch,))
+    try:
+        for block in chunks:
+            digest.update(block)
+        check_checksum(data, digest.hexdigest())
+    except ChecksumMismatch as error:
+        raise FacadeError(f"refused to upload image {image.name}: {error}") from None
+    except SourceError as error:
+        raise FacadeError(f"uploading image {image.name}: {error}") from None
+
+
 def _next_id(images: list[Image], name: str) -> str:
     """``<n>$<name>`` with the smallest n >= 1 that is not already an id of the region.
 
@@ -231,6 +271,8 @@ class MockFacade(Facade):
 
     def upload(self, region: str, image: Image, data: ImageData | None) -> Image:
         fullname = self._fullname(region)
+        self._images(region)  # an unknown region is named before the data is read
+        check_data(image, data)
         with self.store.locked(fullname):
             images = self._images(region)
             # Like Glance, an upload is never hidden, whatever the master image is.
@@ -270,4 +312,4 @@ class MockFacade(Facade):
 
     def download(self, region: str, image: Image) -> ImageData:
         # The mock keeps metadata only: there are no bytes to stream.
-        return ImageData.from_stream(iter(()), image, f"mock:{self._fullname(region)}")
+        return MockData.from_stream(iter(()), image, f"mock:{self._fullname(region)}")
