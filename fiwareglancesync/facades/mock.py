@@ -25,6 +25,7 @@ other projects' private images too: the planner's owner rules decide what counts
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import functools
@@ -38,7 +39,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
 from fiwareglancesync.backup import (
     PROJECT_IDS_FILE,
@@ -107,6 +108,14 @@ def _render(images: list[Image]) -> bytes:
     return text.getvalue().encode("utf-8")
 
 
+def _clone(image: Image) -> Image:
+    """``image.copy()``, five times faster: a listing copies every image of a region."""
+    clone = object.__new__(Image)
+    clone.__dict__.update(image.__dict__)
+    clone.user_properties = dict(image.user_properties)
+    return clone
+
+
 def _md5(raw: bytes) -> str:
     return hashlib.md5(raw, usedforsecurity=False).hexdigest()
 
@@ -144,6 +153,9 @@ class MockStore:
     # A region is compacted once its journal holds more records than this, or than the
     # region has images (so a compaction's cost is spread over as many operations).
     COMPACT_MIN_RECORDS = 4096
+    # Regions kept in memory (the least recently used beyond are forgotten, compacted if
+    # they have records): a sync works on one region at a time, the master's included.
+    CACHED_REGIONS = 4
 
     def __init__(
         self,
@@ -153,8 +165,9 @@ class MockStore:
         self.path = Path(path).absolute() if path is not None else None
         self._memory: dict[str, RegionImages] = {}
         self._memory_project_ids = dict(project_ids or {})
-        self._regions: dict[str, _Region] = {}
+        self._regions: collections.OrderedDict[str, _Region] = collections.OrderedDict()
         self._mutex = threading.RLock()
+        self._path_cache: dict[str, tuple[Path, Path, Path]] = {}
 
     # ------------------------------------------------------------------ project ids
 
@@ -192,12 +205,24 @@ class MockStore:
         return self._file(fullname).is_file()
 
     def _file(self, fullname: str) -> Path:
-        assert self.path is not None
-        return self.path / backup_file_name(fullname)
+        return self._paths(fullname)[0]
 
     def _journal(self, fullname: str) -> Path:
-        assert self.path is not None
-        return self.path / journal_file_name(fullname)
+        return self._paths(fullname)[1]
+
+    def _paths(self, fullname: str) -> tuple[Path, Path, Path]:
+        """Snapshot, journal and lock of a region (built once: every operation uses them)."""
+        paths = self._path_cache.get(fullname)
+        if paths is None:
+            assert self.path is not None
+            name = backup_file_name(fullname)
+            paths = (
+                self.path / name,
+                self.path / journal_file_name(fullname),
+                self.path / f".{name}.lock",
+            )
+            self._path_cache[fullname] = paths
+        return paths
 
     @_one_thread_at_a_time
     def read(self, fullname: str) -> list[Image] | None:
@@ -207,7 +232,7 @@ class MockStore:
         else:
             region = self._current(fullname, locked=False)
             images = None if region is None else region.images
-        return None if images is None else [image.copy() for image in images.images()]
+        return None if images is None else [_clone(image) for image in images.images()]
 
     def _current(self, fullname: str, locked: bool) -> _Region | None:
         """The region as its snapshot and journal say now (None: no such region).
@@ -226,6 +251,7 @@ class MockStore:
         try:
             fresh = region is not None and region.snapshot == _identity(stat)
             if region is not None and fresh and self._catch_up(fullname, region, locked):
+                self._regions.move_to_end(fullname)
                 return region
             # A journal found at the first look is an earlier run's: compact it then.
             return self._load(fullname, locked, compact=region is None)
@@ -293,7 +319,9 @@ class MockStore:
             self._regions.pop(fullname, None)
             return None
         region = _Region(self._parse(fullname, raw), _identity(stat), _md5(raw))
+        self._regions.pop(fullname, None)
         self._regions[fullname] = region
+        self._evict()
         if journal is not None:
             records, used = decode(journal)
             region.epoch, region.offset = header_epoch(journal), used
@@ -340,6 +368,26 @@ class MockStore:
         for image in images:
             image.region = fullname
         return RegionImages(images)
+
+    def _evict(self) -> None:
+        """Forget the least recently used regions beyond CACHED_REGIONS."""
+        while len(self._regions) > self.CACHED_REGIONS:
+            fullname, region = self._regions.popitem(last=False)
+            if region.pending:
+                self._compact_evicted(fullname, region)
+
+    def _compact_evicted(self, fullname: str, region: _Region) -> None:
+        """Compact a region leaving memory, unless someone holds its lock (never wait)."""
+        try:
+            with self._try_locked(fullname) as mine:
+                if not mine:
+                    return
+                unchanged = region.snapshot == _identity(os.stat(self._file(fullname)))
+                current = unchanged and self._catch_up(fullname, region, locked=True)
+                if current and region.pending:
+                    self._compact(fullname, region)
+        except (FacadeError, OSError) as error:
+            logger.debug("%s: the mock store journal is not compacted: %s", fullname, error)
 
     def _compact_after_load(self, fullname: str, region: _Region, locked: bool) -> None:
         """Fold a journal left by an earlier run into its snapshot, if nobody is writing."""
@@ -604,13 +652,20 @@ class MockStore:
         except OSError as error:
             raise _store_error("write", self.path, error) from None
 
-    def _lock_file(self, fullname: str) -> TextIO:
-        assert self.path is not None
+    @contextlib.contextmanager
+    def _lock_file(self, fullname: str) -> Iterator[int]:
+        """An open descriptor of the region's lock file (the file is made if need be)."""
         try:
             self._ensure_directory()
-            return open(self.path / f".{backup_file_name(fullname)}.lock", "a")
+            descriptor = os.open(
+                self._paths(fullname)[2], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666
+            )
         except OSError as error:
             raise _store_error("write", self.path, error) from None
+        try:
+            yield descriptor
+        finally:
+            os.close(descriptor)
 
     @contextlib.contextmanager
     def locked(self, fullname: str) -> Iterator[None]:

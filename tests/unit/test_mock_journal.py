@@ -340,3 +340,16 @@ def test_a_region_written_back_as_it_was_is_not_replayed_after_a_crash(tmp_path)
     assert child.exitcode == -signal.SIGKILL
     assert (path / "backup_R.csv").read_bytes() == before
     assert names(MockStore(path)) == ["a"]
+
+
+def test_regions_leaving_memory_are_compacted(tmp_path, monkeypatch):
+    monkeypatch.setattr(MockStore, "CACHED_REGIONS", 1)
+    path = loaded(tmp_path, "a")
+    MockStore(path).write("S", [])
+    writer = facade(path)
+    writer.upload("R", image("b"), None)
+    assert snapshot_rows(path) == ["a"]
+    writer.upload("S", image("c"), None)  # R leaves memory
+    assert snapshot_rows(path) == ["a", "b"]
+    assert [r[0] for r in journal_records(path)] == ["base"]
+    assert names(writer.store) == ["a", "b"]
