@@ -470,7 +470,10 @@ class MockStore:
                 raise FacadeError(f"{fullname}: the mock store cannot hold it: {error}") from None
             self._append(fullname, region, record)
             if region.pending > max(self.COMPACT_MIN_RECORDS, len(region.images)):
-                self._compact(fullname, region)
+                try:
+                    self._compact(fullname, region)
+                except FacadeError as error:  # the change is made: the journal holds it
+                    logger.debug("%s: the mock store journal is not compacted: %s", fullname, error)
         return True
 
     def _append(self, fullname: str, region: _Region, record: list[str]) -> None:
@@ -537,13 +540,20 @@ class MockStore:
                 logger.debug("%s: the mock store journal is not compacted: %s", fullname, error)
 
     def _compact(self, fullname: str, region: _Region) -> None:
-        raw = _render(region.images.images())
-        md5 = _md5(raw)
-        self._replace_snapshot(fullname, raw, md5)
-        region.snapshot = _identity(os.stat(self._file(fullname)))
-        region.md5 = md5
-        self._new_journal(fullname, md5, region)
-        self._sync_directory()
+        """Write the region as its new snapshot, then start an empty journal (lock held)."""
+        try:
+            raw = _render(region.images.images())
+            md5 = _md5(raw)
+            self._replace_snapshot(fullname, raw, md5)
+            region.snapshot = _identity(os.stat(self._file(fullname)))
+            region.md5 = md5
+            self._new_journal(fullname, md5, region)
+            self._sync_directory()
+        except BaseException as error:
+            self._regions.pop(fullname, None)  # half-way: the next look reads the files
+            if isinstance(error, OSError):
+                raise _store_error("write", self.path, error) from None
+            raise
 
     def _replace_snapshot(self, fullname: str, raw: bytes, md5: str) -> bool:
         """Put ``raw`` in the snapshot; True when the region has a journal (now sealed).

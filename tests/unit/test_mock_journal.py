@@ -1,5 +1,6 @@
 """The persistent mock's journal: replay, torn records, compaction, several writers."""
 
+import errno
 import io
 import multiprocessing
 import os
@@ -353,3 +354,23 @@ def test_regions_leaving_memory_are_compacted(tmp_path, monkeypatch):
     assert snapshot_rows(path) == ["a", "b"]
     assert [r[0] for r in journal_records(path)] == ["base"]
     assert names(writer.store) == ["a", "b"]
+
+
+def test_a_compaction_that_fails_does_not_fail_the_change(tmp_path, monkeypatch):
+    monkeypatch.setattr(MockStore, "COMPACT_MIN_RECORDS", 0)
+    path = loaded(tmp_path, "a")
+    writer = facade(path)
+    real_write_file = writer.store._write_file
+
+    def full_disk_for_snapshots(destination, content):
+        if destination.suffix == ".csv":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write_file(destination, content)
+
+    writer.store._write_file = full_disk_for_snapshots
+    for n in range(3):  # the 2nd and 3rd records try to compact
+        writer.update("R", image("a", "id-a", user_properties={"n": n}))
+        assert writer.list_images("R")[0].user_properties == {"n": n}
+    assert [r[0] for r in journal_records(path)].count("update") == 3
+    [a] = MockStore(path).read("R")
+    assert a.user_properties == {"n": 2}
