@@ -168,6 +168,7 @@ class MockStore:
         self._regions: collections.OrderedDict[str, _Region] = collections.OrderedDict()
         self._mutex = threading.RLock()
         self._path_cache: dict[str, tuple[Path, Path, Path]] = {}
+        self._looked: set[str] = set()  # regions read at least once
 
     # ------------------------------------------------------------------ project ids
 
@@ -226,11 +227,26 @@ class MockStore:
 
     @_one_thread_at_a_time
     def read(self, fullname: str) -> list[Image] | None:
-        """The images of a region, or None when there is no such region."""
+        """The images of a region, or None when there is no such region.
+
+        A region this store does not hold in memory is read from its files and given
+        away, not kept: ``--show-status`` reads every region once, and a sync writes
+        in few of those it reads. A journal left with records by an earlier run is
+        compacted then (which keeps the region).
+        """
         if self.path is None:
             images = self._memory.get(fullname)
-        else:
+        elif fullname in self._regions:
             region = self._current(fullname, locked=False)
+            images = None if region is None else region.images
+        else:
+            region = self._build(fullname, locked=False, detached=True)
+            if region is None:
+                return None
+            if not region.pending or fullname in self._looked:
+                self._looked.add(fullname)
+                return region.images.images()  # new objects, nobody else holds them
+            region = self._current(fullname, locked=False)  # kept, its journal compacted
             images = None if region is None else region.images
         return None if images is None else [_clone(image) for image in images.images()]
 
@@ -253,8 +269,7 @@ class MockStore:
             if region is not None and fresh and self._catch_up(fullname, region, locked):
                 self._regions.move_to_end(fullname)
                 return region
-            # A journal found at the first look is an earlier run's: compact it then.
-            return self._load(fullname, locked, compact=region is None)
+            return self._load(fullname, locked)
         except BaseException:
             # Half-replayed: forget it, the next look reads the region again.
             self._regions.pop(fullname, None)
@@ -308,6 +323,35 @@ class MockStore:
             raise _store_error("write", self.path, error) from None
 
     def _load(self, fullname: str, locked: bool, compact: bool = True) -> _Region | None:
+        """Read the region from its files and keep it in memory.
+
+        Records found at this store's first look at the region are an earlier run's:
+        they are compacted then (later looks find other processes' work in progress).
+        """
+        self._regions.pop(fullname, None)
+        region = self._build(fullname, locked)
+        if region is None:
+            return None
+        self._remember(fullname, region)
+        compact = compact and fullname not in self._looked
+        self._looked.add(fullname)
+        if region.pending and compact:
+            self._compact_after_load(fullname, region, locked)
+            if fullname not in self._regions:  # the compaction failed half-way
+                return self._load(fullname, locked, compact=False)
+        return self._regions.get(fullname)
+
+    def _remember(self, fullname: str, region: _Region) -> None:
+        self._regions.pop(fullname, None)
+        self._regions[fullname] = region
+        self._evict()
+
+    def _build(self, fullname: str, locked: bool, detached: bool = False) -> _Region | None:
+        """The region as its snapshot and journal hold it, or None when there is none.
+
+        ``detached``: for a listing that will not be kept, so the snapshot's MD5 is left
+        out (empty) unless a journal needs it.
+        """
         for _ in range(LOAD_ATTEMPTS):
             read = self._read_files(fullname, locked)
             if read is not None:
@@ -316,12 +360,9 @@ class MockStore:
             raise FacadeError(f"the mock store file {self._file(fullname)} keeps changing")
         raw, stat, journal = read
         if raw is None or stat is None:
-            self._regions.pop(fullname, None)
             return None
-        region = _Region(self._parse(fullname, raw), _identity(stat), _md5(raw))
-        self._regions.pop(fullname, None)
-        self._regions[fullname] = region
-        self._evict()
+        md5 = "" if detached and journal is None else _md5(raw)
+        region = _Region(self._parse(fullname, raw), _identity(stat), md5)
         if journal is not None:
             records, used = decode(journal)
             region.epoch, region.offset = header_epoch(journal), used
@@ -330,11 +371,7 @@ class MockStore:
             self._replay(fullname, region, counted or [])
             if locked and not region.stale and used < len(journal):
                 self._cut(fullname, used)
-        if region.pending and compact:
-            self._compact_after_load(fullname, region, locked)
-            if fullname not in self._regions:  # the compaction failed half-way
-                return self._load(fullname, locked, compact=False)
-        return self._regions.get(fullname)
+        return region
 
     def _read_files(
         self, fullname: str, locked: bool
