@@ -8,11 +8,13 @@ scenario that can be copied, inspected or replayed.
 
 Each change appends one record to the region's journal under the region's exclusive
 lock, so it costs the same whatever the size of the region. A :class:`MockStore` keeps
-the regions it has read in memory and, before each operation, replays only the records
-other processes appended since it last looked (or reads the region again when another
-process compacted it). The snapshot is rewritten atomically (temporary file, fsync,
-rename) when the journal grows past the region's size, when a region is read whose
-journal holds records, and when a region's sync ends.
+the regions it writes in memory (the four last used) and, before each operation, replays
+only the records other processes appended since it last looked, or reads the region
+again when another process compacted it. The snapshot is rewritten atomically
+(temporary file, fsync, rename) and the journal emptied when the journal holds more
+records than the region has images (and than COMPACT_MIN_RECORDS), when a store first
+reads a region whose journal holds records (an earlier run's), when a region leaves its
+memory, at ``finish_region`` and at ``close``.
 
 Durability: a record is written with one ``write`` and not fsynced. A killed process
 leaves the whole record or a torn one, which replay ignores; a power cut may lose the
