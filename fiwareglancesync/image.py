@@ -49,6 +49,8 @@ class Image:
 
     ``user_properties`` holds the custom properties, ``kernel_id`` and ``ramdisk_id``
     included (Glance v2 has them as attributes; the facade folds them in here).
+    ``hidden`` is Glance's ``os_hidden``; a backup row does not hold it (yet), so an image
+    read from a backup is never hidden.
     """
 
     name: str
@@ -64,6 +66,7 @@ class Image:
     container_format: str | None = None
     min_disk: int = 0
     min_ram: int = 0
+    hidden: bool = False
 
     def copy(self, **changes: Any) -> Image:
         """A copy with its own properties dict, so callers can change it safely."""

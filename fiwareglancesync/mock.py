@@ -31,6 +31,7 @@ from fiwareglancesync.backup import (
 )
 from fiwareglancesync.errors import ExitStatus, FacadeError, GlanceSyncError, UsageError, explain
 from fiwareglancesync.facades import MOCK_PATH_VARIABLE
+from fiwareglancesync.facades.journal import JOURNAL_SUFFIX
 from fiwareglancesync.facades.mock import STORE_MARKER, MockStore
 from fiwareglancesync.image import CsvFormatError, read_csv
 
@@ -86,11 +87,11 @@ def read_scenario_project_ids(directory: str | os.PathLike[str]) -> dict[str, st
 
 
 def is_store_file(name: str) -> bool:
-    """A file a mock store holds: region files, their locks and temporary files, ids."""
+    """A file a mock store holds: region files, their journals, locks and temporary files, ids."""
     return (
         name in (STORE_MARKER, PROJECT_IDS_FILE)
         or region_of_file(name) is not None
-        or (name.startswith(".backup_") and name.endswith(".lock"))
+        or (name.startswith(".backup_") and name.endswith((".lock", JOURNAL_SUFFIX)))
         or name.startswith(".tmp-")
     )
 

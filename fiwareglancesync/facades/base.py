@@ -105,5 +105,11 @@ class Facade(abc.ABC):
         """What identifies ``region`` across processes (None: nothing to lock)."""
         return None
 
+    def finish_region(self, region: str) -> None:  # noqa: B027 - optional hook
+        """Called once the sync of ``region`` is over; the default has nothing to do.
+
+        The persistent mock folds the region's journal into its snapshot here.
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook
-        """Release connections; the default has nothing to release."""
+        """Release connections (the mock compacts its journals); the default has none."""

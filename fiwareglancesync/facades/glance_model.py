@@ -78,6 +78,7 @@ def image_from_record(record: Mapping[str, Any], region: str) -> Image:
         container_format=record.get("container_format"),
         min_disk=record.get("min_disk") or 0,
         min_ram=record.get("min_ram") or 0,
+        hidden=bool(record.get("os_hidden")),
     )
 
 

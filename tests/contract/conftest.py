@@ -42,7 +42,7 @@ class World:
     other: Facade
     # add_foreign(region, name, public) -> id: an image owned by the second project.
     add_foreign: Callable[[str, str, bool], str]
-    # hide(region, id): make an image hidden (os_hidden); the mock has no such notion.
+    # hide(region, id): make an image of the master target hidden (os_hidden).
     hide: Callable[[str, str], None]
     prefix: str = field(default_factory=lambda: f"ct-{uuid.uuid4().hex[:8]}-")
 
@@ -74,7 +74,14 @@ def mock_world() -> World:
         store.write(region, images)
         return image_id
 
-    return World("mock", master, other, add_foreign, lambda region, image_id: None)
+    def hide(region: str, image_id: str) -> None:
+        images = store.read(region) or []
+        for image in images:
+            if image.id == image_id:
+                image.hidden = True
+        store.write(region, images)
+
+    return World("mock", master, other, add_foreign, hide)
 
 
 def glance_world(test_cloud) -> World:

@@ -70,6 +70,38 @@ def test_an_upload_is_listed_active_with_the_master_checksum(world, tmp_path):
         assert found.user_properties == {"type": "baseimages", "nid": "42"}
 
 
+def named(facade, region: str, name: str) -> list[Image]:
+    return [i for i in facade.list_images(region) if i.name == name]
+
+
+def test_an_upload_whose_bytes_are_not_the_images_is_refused_and_leaves_nothing(world, tmp_path):
+    image, _ = new_image(world, tmp_path, "tampered")
+    wrong = image.copy(checksum=hashlib.md5(b"other bytes", usedforsecurity=False).hexdigest())
+    data = ImageData.from_file(str(tmp_path / "tampered.raw"), wrong)
+    with pytest.raises(FacadeError, match="checksum"):
+        world.master.upload("RegionA", wrong, data)
+    assert named(world.master, "RegionA", image.name) == []
+
+
+@pytest.mark.parametrize("extra", [-1, 1], ids=["short", "long"])
+def test_an_upload_whose_length_is_not_the_images_is_refused(world, tmp_path, extra):
+    # The bytes have the checksum the image says; only their length is wrong.
+    payload = os.urandom(64 * KiB)
+    sent = payload if extra < 0 else payload + b"x"
+    image = Image(
+        name=world.name(f"length{extra:+d}"),
+        id="",
+        size=len(payload) + 1 if extra < 0 else len(payload),
+        checksum=hashlib.md5(sent, usedforsecurity=False).hexdigest(),
+        disk_format="raw",
+        container_format="bare",
+    )
+    data = ImageData.from_stream(iter([sent]), image, "a test stream")
+    with pytest.raises(FacadeError):
+        world.master.upload("RegionB", image, data)
+    assert named(world.master, "RegionB", image.name) == []
+
+
 def test_a_private_upload_stays_private(world, tmp_path):
     created = upload(world, tmp_path, "RegionB", "private", public=False)
     assert not listed(world.master, "RegionB", created.id).is_public
@@ -144,6 +176,22 @@ def test_hidden_images_are_listed(world, tmp_path):
     world.hide("RegionB", created.id)
     found = listed(world.master, "RegionB", created.id)
     assert found is not None and found.status == "active"
+
+
+def test_a_hidden_image_is_listed_as_hidden(world, tmp_path):
+    created = upload(world, tmp_path, "RegionB", "hidden-flag")
+    assert not listed(world.master, "RegionB", created.id).hidden
+    world.hide("RegionB", created.id)
+    found = listed(world.master, "RegionB", created.id)
+    assert found is not None and found.hidden is True
+
+
+def test_the_copy_of_a_hidden_image_is_not_hidden(world, tmp_path):
+    # Being hidden is not synchronised: the copy of a hidden master image is ordinary.
+    image, data = new_image(world, tmp_path, "hidden-master")
+    created = world.master.upload("RegionA", image.copy(hidden=True), data)
+    assert created.hidden is False
+    assert listed(world.master, "RegionA", created.id).hidden is False
 
 
 def test_each_target_sees_only_its_own_regions_images(world, tmp_path):

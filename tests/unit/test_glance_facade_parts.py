@@ -75,6 +75,14 @@ def test_a_record_becomes_an_image_with_only_user_properties():
     assert image.user_properties == {"kernel_id": "k-1", "type": "baseimages", "nid": "7"}
 
 
+@pytest.mark.parametrize("os_hidden", [False, True, None])
+def test_os_hidden_becomes_hidden(os_hidden):
+    record = dict(RECORD, os_hidden=os_hidden)
+    if os_hidden is None:
+        del record["os_hidden"]
+    assert image_from_record(record, "R").hidden is bool(os_hidden)
+
+
 @pytest.mark.parametrize("visibility", ["private", "shared", "community"])
 def test_only_public_visibility_counts_as_public(visibility):
     assert not image_from_record(dict(RECORD, visibility=visibility), "R").is_public

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from builders import image, run_sync, target
 
+from fiwareglancesync.errors import FacadeError
+from fiwareglancesync.facades.base import ImageData
 from fiwareglancesync.facades.mock import MockFacade, MockStore
 from fiwareglancesync.image import Image
 from fiwareglancesync.mock import main
@@ -135,6 +137,22 @@ def test_upload_ids_update_and_delete():
     assert facade.delete("R", "1$new") is True
     assert facade.delete("R", "1$new") is False
     assert facade.upload("R", image("again"), None).id == "1$again"
+
+
+def test_the_mocks_own_download_is_accepted_but_wrong_bytes_are_not(tmp_path):
+    store = MockStore()
+    store.write("Master", [image("base", "m1", size=5)])
+    store.write("R", [])
+    facade = MockFacade(store, target())
+    [master] = facade.list_images("Master")
+    assert facade.upload("R", master, facade.download("Master", master)).id == "1$base"
+    wrong = tmp_path / "m1"
+    wrong.write_bytes(b"12345")  # the right length, not the master's bytes
+    with pytest.raises(
+        FacadeError, match=r"refused to upload image base: the data from .* has checksum"
+    ):
+        facade.upload("R", master, ImageData.from_file(str(wrong), master))
+    assert [i.id for i in store.read("R")] == ["1$base"]
 
 
 def _upload_many(path, worker):

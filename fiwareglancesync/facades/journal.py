@@ -1,0 +1,190 @@
+"""The mock store's journal: what changed in a region since its snapshot was written.
+
+Each region of a persistent store is a snapshot, ``backup_<fullname>.csv`` (a backup
+file), and a journal beside it, ``.backup_<fullname>.csv.journal``: the uploads, updates
+and deletes made since, one record each, appended. A change then costs one short write,
+whatever the size of the region; the snapshot is rewritten (compacted) only now and then.
+
+A record is one line: the CRC-32 of its payload in 8 hex digits, a space, the payload,
+``\\n``. The payload is a JSON array of strings (ASCII only, so a line holds no other line
+break): the operation, then its cells in the backup's own format, so a replayed image
+reads back exactly as it would from the snapshot. A line without its ``\\n``, or whose
+CRC does not match, is a record that was being written when its process died: it and
+whatever follows are ignored (and cut off by the next writer).
+
+``base`` records tie a journal to a snapshot: ``["base", <MD5 of the snapshot's bytes>,
+<epoch>]`` opens every journal; ``["base", <MD5>]`` is appended just before a snapshot
+is replaced. The records that count for a snapshot are those after the last ``base``
+naming its MD5; a journal with none is stale (its snapshot was replaced) and counts for
+nothing. The epoch, new with every journal file, tells a reader the file was replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable, Sequence
+
+from fiwareglancesync.backup import backup_file_name
+from fiwareglancesync.image import Image, image_from_row, parse_properties
+
+JOURNAL_SUFFIX = ".journal"
+BASE, UPLOAD, UPDATE, DELETE = "base", "upload", "update", "delete"
+# Cells after the operation: an upload holds a whole backup row.
+_ARITY = {BASE: (1, 2), UPLOAD: (9,), UPDATE: (4,), DELETE: (1,)}
+_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+_HEADER_BYTES = 256  # enough for the first record: ["base", md5, epoch]
+
+
+class JournalError(ValueError):
+    """A record whose CRC is right but whose content cannot be applied."""
+
+
+def journal_file_name(fullname: str) -> str:
+    return f".{backup_file_name(fullname)}{JOURNAL_SUFFIX}"
+
+
+def encode(record: Sequence[str]) -> bytes:
+    payload = _ENCODER.encode(list(record)).encode("ascii")
+    return b"%08x %s\n" % (zlib.crc32(payload), payload)
+
+
+def _decode_line(line: bytes) -> list[str] | None:
+    if len(line) < 10 or line[8:9] != b" ":
+        return None
+    try:
+        crc = int(line[:8], 16)
+    except ValueError:
+        return None
+    payload = line[9:]
+    if zlib.crc32(payload) != crc:
+        return None
+    try:
+        record = json.loads(payload)
+    except ValueError:
+        return None
+    if not (isinstance(record, list) and record and all(isinstance(c, str) for c in record)):
+        return None
+    if len(record) - 1 not in _ARITY.get(record[0], ()):
+        return None
+    return record
+
+
+def decode(data: bytes) -> tuple[list[list[str]], int]:
+    """The whole records at the start of ``data``, and how many bytes they take."""
+    records: list[list[str]] = []
+    used = 0
+    while True:
+        end = data.find(b"\n", used)
+        if end < 0:
+            return records, used
+        record = _decode_line(data[used:end])
+        if record is None:
+            return records, used
+        records.append(record)
+        used = end + 1
+
+
+def header_epoch(data: bytes) -> str | None:
+    """The epoch of a journal from its first bytes (None: not a journal's start)."""
+    records, _ = decode(data[: data.find(b"\n") + 1])
+    if records and records[0][0] == BASE and len(records[0]) == 3:
+        return records[0][2]
+    return None
+
+
+def effective(records: list[list[str]], snapshot_md5: str) -> list[list[str]] | None:
+    """The records that count on the snapshot with this MD5; None when the journal is stale."""
+    for index in range(len(records) - 1, -1, -1):
+        record = records[index]
+        if record[0] == BASE and record[1] == snapshot_md5:
+            return [r for r in records[index + 1 :] if r[0] != BASE]
+    return None
+
+
+def upload_record(image: Image) -> list[str]:
+    return [UPLOAD, *image.to_row()]
+
+
+def update_record(image: Image) -> list[str]:
+    return [UPDATE, image.id, image.name, str(bool(image.is_public)), repr(image.user_properties)]
+
+
+def delete_record(image_id: str) -> list[str]:
+    return [DELETE, image_id]
+
+
+class RegionImages:
+    """The images of a region in listing order, found by id in constant time.
+
+    A backup may hold two rows with one id: like the list it replaces, an update changes
+    the first of them and a delete removes them all.
+    """
+
+    def __init__(self, images: Iterable[Image] = ()):
+        self._rows: dict[int, Image] = {}
+        self._by_id: dict[str, list[int]] = {}
+        self._serial = 0
+        for image in images:
+            self.add(image)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, image_id: object) -> bool:
+        return image_id in self._by_id
+
+    def images(self) -> list[Image]:
+        return list(self._rows.values())
+
+    def add(self, image: Image) -> None:
+        self._rows[self._serial] = image
+        self._by_id.setdefault(image.id, []).append(self._serial)
+        self._serial += 1
+
+    def first(self, image_id: str) -> Image | None:
+        keys = self._by_id.get(image_id)
+        return self._rows[keys[0]] if keys else None
+
+    def remove(self, image_id: str) -> bool:
+        keys = self._by_id.pop(image_id, None)
+        for key in keys or ():
+            del self._rows[key]
+        return bool(keys)
+
+    def next_id(self, name: str) -> str:
+        """``<n>$<name>`` with the smallest n >= 1 that is not already an id of the region.
+
+        The counter is per name: uploading ``image02`` where ``1$image01`` exists gives
+        ``1$image02``, as the original mock did.
+        """
+        number = 1
+        while f"{number}${name}" in self._by_id:
+            number += 1
+        return f"{number}${name}"
+
+    def apply(self, record: list[str], fullname: str) -> None:
+        """Replay one upload, update or delete record."""
+        operation = record[0]
+        try:
+            if operation == UPLOAD:
+                image = image_from_row(record[1:])
+                image.region = fullname
+                self.add(image)
+            elif operation == UPDATE:
+                image_id, name, is_public, cell = record[1:]
+                properties = parse_properties(cell)
+                stored = self.first(image_id)
+                if stored is not None:
+                    stored.name = name
+                    stored.is_public = is_public == "True"
+                    stored.user_properties = properties
+            elif operation == DELETE:
+                self.remove(record[1])
+        except ValueError as error:  # CsvFormatError: the row of a record
+            raise JournalError(f"a {operation} record cannot be read: {error}") from None
+
+
+def check_record(record: list[str]) -> None:
+    """Refuse, before it is written, a record that could not be replayed."""
+    RegionImages().apply(record, "")
