@@ -50,8 +50,7 @@ class _Executor:
     ):
         self.plan = plan
         self.facade = facade
-        # The facade serves the region's target: it knows the region by its catalog name.
-        self.bare_region = plan.region.name
+        self.region = plan.region
         self.open_data = open_data
         self.dry_run = dry_run
         self.result = RegionResult(plan.region)
@@ -89,7 +88,7 @@ class _Executor:
     def _update(self, image: Image) -> None:
         self.result.changes += 1
         if not self.dry_run:
-            self.facade.update(self.bare_region, image)
+            self.facade.update(self.region, image)
 
     # ------------------------------------------------------------------- metadata
 
@@ -161,9 +160,9 @@ class _Executor:
         logger.info("%s: Image uploaded.", self.name)
         old = entry.regional
         if old is not None and entry.status == PENDING_REPLACE:
-            self.facade.delete(self.bare_region, old.id)
+            self.facade.delete(self.region, old.id)
         elif old is not None and entry.status == PENDING_RENAME:
-            self.facade.update(self.bare_region, old.copy(name=old.name + ".old", is_public=False))
+            self.facade.update(self.region, old.copy(name=old.name + ".old", is_public=False))
 
     def _upload(self, master: Image) -> Image:
         if self.plan.metadata_set:
@@ -180,7 +179,7 @@ class _Executor:
         wanted = master.copy(id="", owner="", region=self.name, user_properties=properties)
         data = self.open_data(master)
         try:
-            created = self.facade.upload(self.bare_region, wanted, data)
+            created = self.facade.upload(self.region, wanted, data)
         finally:
             if data is not None:
                 data.close()

@@ -81,6 +81,8 @@ def run_region(
     except Exception as error:  # noqa: BLE001 - one region's failure, whatever it is
         outcome.ok = False
         outcome.error = _report(region, error, debug)
+    finally:
+        engine.finish_region(region)  # in --parallel children too
     outcome.figures["duration"] = time.monotonic() - started
     return outcome
 

@@ -205,17 +205,14 @@ class GlanceSync:
 
     def _list(self, region: RegionRef) -> list[Image]:
         try:
-            return self.facade(region.target).list_images(region.name)
+            return self.facade(region.target).list_images(region)
         except GlanceSyncError:
             raise
         except Exception as error:  # a facade bug: say what failed, the region goes on
             raise RegionError(f"cannot list the images: {error}") from error
 
     def list_region(self, region: RegionRef) -> list[Image]:
-        images = self._list(region)
-        for image in images:
-            image.region = region.fullname
-        return images
+        return self._list(region)
 
     def plan(self, region: RegionRef) -> RegionPlan:
         """Statuses and actions for one region (lists the region; changes nothing)."""
@@ -240,7 +237,7 @@ class GlanceSync:
         path = os.path.join(self.config.images_dir, master.id)
         if os.path.isfile(path):
             return ImageData.from_file(path, master)
-        return self.facade(MASTER).download(self.config.master_region, master)
+        return self.facade(MASTER).download(RegionRef(MASTER, self.config.master_region), master)
 
     def sync_region(self, region: RegionRef, dry_run: bool = False) -> RegionResult:
         """Plan and apply one region; raise RegionError if it cannot be completed.
@@ -250,7 +247,7 @@ class GlanceSync:
         a dry run changes nothing and never waits.
         """
         facade = self.facade(region.target)
-        key = None if dry_run else facade.lock_key(region.name)
+        key = None if dry_run else facade.lock_key(region)
         if key is None:
             return self._plan_and_apply(region, dry_run)
         with self.locks.hold(key, region.fullname):
@@ -260,3 +257,9 @@ class GlanceSync:
         plan = self.plan(region)
         log_notices(plan.notices)
         return apply_plan(plan, self.facade(region.target), self.open_data, dry_run)
+
+    def finish_region(self, region: RegionRef) -> None:
+        """The region is done for this run: its facade may tidy up (the mock compacts)."""
+        facade = self._facades.get(region.target)
+        if facade is not None:
+            facade.finish_region(region)

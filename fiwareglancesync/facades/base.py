@@ -1,7 +1,8 @@
 """The narrow interface between the sync engine and a cloud.
 
-One facade object serves one target (one Keystone credential). Its methods take the bare
-region name (``RegionOne``, never ``target:RegionOne``). The shape follows Glance's
+One facade object serves one target (one Keystone credential). Its methods take the
+region as a :class:`RegionRef` of that target: Glance needs its catalog name, the mock
+its fullname, and the images a listing returns carry the fullname. The shape follows Glance's
 Images API v2: an upload creates the image record and then streams its data; an update
 sets name, visibility and the complete set of user properties (the facade turns that
 into JSON-patch operations, removals included).
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from fiwareglancesync.image import Image
+from fiwareglancesync.region import RegionRef
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -72,40 +74,40 @@ class Facade(abc.ABC):
 
     @abc.abstractmethod
     def regions(self) -> list[str]:
-        """The bare names of the regions with an image service, sorted."""
+        """The catalog names of the target's regions with an image service, sorted."""
 
     @abc.abstractmethod
     def project_id(self) -> str:
         """The id of the target's project: the owner of the images it creates."""
 
     @abc.abstractmethod
-    def list_images(self, region: str) -> list[Image]:
-        """Every image the target can see in ``region`` (its own and public ones)."""
+    def list_images(self, region: RegionRef) -> list[Image]:
+        """Every image the listing returns in ``region``, with ``region`` set to its fullname."""
 
     @abc.abstractmethod
-    def upload(self, region: str, image: Image, data: ImageData | None) -> Image:
+    def upload(self, region: RegionRef, image: Image, data: ImageData | None) -> Image:
         """Create ``image`` in ``region``, send its data and return the new image.
 
         On failure nothing half-made may stay behind; raise :class:`FacadeError`.
         """
 
     @abc.abstractmethod
-    def update(self, region: str, image: Image) -> None:
+    def update(self, region: RegionRef, image: Image) -> None:
         """Set name, visibility and exactly these user properties on ``image.id``."""
 
     @abc.abstractmethod
-    def delete(self, region: str, image_id: str) -> bool:
+    def delete(self, region: RegionRef, image_id: str) -> bool:
         """Delete an image; False when there is no such image."""
 
     @abc.abstractmethod
-    def download(self, region: str, image: Image) -> ImageData:
+    def download(self, region: RegionRef, image: Image) -> ImageData:
         """The data of ``image`` (used to stream master images)."""
 
-    def lock_key(self, region: str) -> str | None:
+    def lock_key(self, region: RegionRef) -> str | None:
         """What identifies ``region`` across processes (None: nothing to lock)."""
         return None
 
-    def finish_region(self, region: str) -> None:  # noqa: B027 - optional hook
+    def finish_region(self, region: RegionRef) -> None:  # noqa: B027 - optional hook
         """Called once the sync of ``region`` is over; the default has nothing to do.
 
         The persistent mock folds the region's journal into its snapshot here.

@@ -66,6 +66,7 @@ from fiwareglancesync.facades.transfer import (
     with_progress,
 )
 from fiwareglancesync.image import Image, same_owner
+from fiwareglancesync.region import RegionRef
 
 logger = logging.getLogger(__name__)
 
@@ -214,9 +215,9 @@ class GlanceFacade(Facade):
     def regions(self) -> list[str]:
         return sorted(self._image_endpoints())
 
-    def lock_key(self, region: str) -> str | None:
+    def lock_key(self, region: RegionRef) -> str | None:
         # The same Glance whatever the user: one Keystone URL and region name.
-        return f"glance {self.target.credential.auth_url.rstrip('/')} {region}"
+        return f"glance {self.target.credential.auth_url.rstrip('/')} {region.name}"
 
     @_keeps_the_promise
     def project_id(self) -> str:
@@ -280,10 +281,11 @@ class GlanceFacade(Facade):
         return list(records.values())
 
     @_keeps_the_promise
-    def list_images(self, region: str) -> list[Image]:
+    def list_images(self, where: RegionRef) -> list[Image]:
         """Every image the token may list: with an admin token, other projects' private
         ones too. The planner's owner rules decide what counts, and a backup keeps them."""
         self.project_id()  # a token (and its catalog) first: its failure names Keystone
+        region = where.name
         client = self._client(region, listing=True)
         what = "listing the images"
         records = _call_with_deadline(
@@ -297,7 +299,7 @@ class GlanceFacade(Facade):
             if hashes and record.get("checksum"):
                 # The master is listed first in a run; a region never overrides it.
                 _strong_hashes.setdefault(record["checksum"], hashes)
-            images.append(image_from_record(record, region))
+            images.append(image_from_record(record, where.fullname))
         logger.debug("%s: %d images listed", region, len(images))
         return images
 
@@ -307,8 +309,8 @@ class GlanceFacade(Facade):
         return dict(client.images.get(image_id))
 
     @_keeps_the_promise
-    def update(self, region: str, image: Image) -> None:
-        client = self._client(region)
+    def update(self, where: RegionRef, image: Image) -> None:
+        client = self._client(where.name)
 
         def patch_image() -> None:
             # Built from a fresh read on every attempt, so a retry never replays a
@@ -324,8 +326,8 @@ class GlanceFacade(Facade):
         self._call(f"updating the metadata of image {image.name}", patch_image)
 
     @_keeps_the_promise
-    def delete(self, region: str, image_id: str) -> bool:
-        client = self._client(region)
+    def delete(self, where: RegionRef, image_id: str) -> bool:
+        client = self._client(where.name)
         try:
             self._call(f"deleting image {image_id}", client.images.delete, image_id)
         except FacadeError as error:
@@ -337,8 +339,9 @@ class GlanceFacade(Facade):
     # ------------------------------------------------------------------- transfers
 
     @_keeps_the_promise
-    def download(self, region: str, image: Image) -> ImageData:
+    def download(self, where: RegionRef, image: Image) -> ImageData:
         """Stream the master image's data: the GET starts now, the bytes flow later."""
+        region = where.name
         client = self._client(region)
         source = f"image {image.id} of {region}"
         response, _ = self._call(
@@ -355,11 +358,12 @@ class GlanceFacade(Facade):
         return stream
 
     @_keeps_the_promise
-    def upload(self, region: str, image: Image, data: ImageData | None) -> Image:
+    def upload(self, where: RegionRef, image: Image, data: ImageData | None) -> Image:
         if data is None:
             raise FacadeError(f"no data to upload for image {image.name}")
+        region = where.name
         client = self._client(region)
-        self._remove_unfinished(client, region, image.name)
+        self._remove_unfinished(client, where, image.name)
         what = f"creating image {image.name}"
         try:
             created = dict(
@@ -378,7 +382,7 @@ class GlanceFacade(Facade):
             if translated is error:
                 raise
             raise translated from error
-        return image_from_record(record, region)
+        return image_from_record(record, where.fullname)
 
     def _send(
         self,
@@ -471,12 +475,13 @@ class GlanceFacade(Facade):
             return describe(error, "deleting").removeprefix("deleting: ")
         return f"it is still there, {record.get('status')}"
 
-    def _remove_unfinished(self, client: glance_client.Client, region: str, name: str) -> None:
+    def _remove_unfinished(self, client: glance_client.Client, where: RegionRef, name: str) -> None:
         """Delete our images called ``name`` left unfinished by an earlier run.
 
         They never had data (or only part of it), so nothing is lost; left alone they
         would stay in the catalog forever.
         """
+        region = where.name
         filters = {"owner": self.project_id()}
         if not name.startswith("in:"):  # Glance reads "in:a,b" as a list of names
             filters["name"] = name
@@ -496,7 +501,7 @@ class GlanceFacade(Facade):
                 record.get("status"),
             )
             try:
-                self.delete(region, record["id"])
+                self.delete(where, record["id"])
             except FacadeError as error:
                 # Reported, not fatal: a non-active image is never taken for a copy.
                 logger.warning("%s: could not remove image %s: %s", region, record["id"], error)

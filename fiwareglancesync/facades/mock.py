@@ -70,6 +70,7 @@ from fiwareglancesync.facades.journal import (
 )
 from fiwareglancesync.facades.transfer import SourceError, guarded_source, size_checked_chunks
 from fiwareglancesync.image import CsvFormatError, Image, read_csv, write_csv
+from fiwareglancesync.region import RegionRef
 
 logger = logging.getLogger(__name__)
 
@@ -781,13 +782,10 @@ class MockFacade(Facade):
         self.store = store
         self.target = target
 
-    def _fullname(self, region: str) -> str:
-        return region if self.target.name == MASTER else f"{self.target.name}:{region}"
-
-    def lock_key(self, region: str) -> str | None:
+    def lock_key(self, region: RegionRef) -> str | None:
         if self.store.path is None:
             return None  # an in-memory store belongs to one process
-        return f"mock {self.store.path} {self._fullname(region)}"
+        return f"mock {self.store.path} {region.fullname}"
 
     def regions(self) -> list[str]:
         prefix = f"{self.target.name}:"
@@ -801,21 +799,19 @@ class MockFacade(Facade):
         recorded = self.store.project_ids().get(self.target.name)
         return self.target.tenant_id or recorded or f"{self.target.credential.project_name}id"
 
-    def _unknown(self, region: str) -> FacadeError:
-        return FacadeError(
-            f"unknown region {region} (no {backup_file_name(self._fullname(region))})"
-        )
+    def _unknown(self, region: RegionRef) -> FacadeError:
+        return FacadeError(f"unknown region {region.name} (no {backup_file_name(region.fullname)})")
 
-    def list_images(self, region: str) -> list[Image]:
+    def list_images(self, region: RegionRef) -> list[Image]:
         # Every row, hidden images included (the Glance facade asks for them too): the
         # backup holds what the listing returned when it was made.
-        images = self.store.read(self._fullname(region))
+        images = self.store.read(region.fullname)
         if images is None:
             raise self._unknown(region)
         return images
 
-    def upload(self, region: str, image: Image, data: ImageData | None) -> Image:
-        fullname = self._fullname(region)
+    def upload(self, region: RegionRef, image: Image, data: ImageData | None) -> Image:
+        fullname = region.fullname
         if not self.store.has_region(fullname):
             raise self._unknown(region)  # named before the data is read
         check_data(image, data)
@@ -826,29 +822,29 @@ class MockFacade(Facade):
             raise self._unknown(region)
         return created
 
-    def update(self, region: str, image: Image) -> None:
-        found = self.store.update_image(self._fullname(region), image)
+    def update(self, region: RegionRef, image: Image) -> None:
+        found = self.store.update_image(region.fullname, image)
         if found is None:
             raise self._unknown(region)
         if not found:
-            raise FacadeError(f"image {image.id} not found in region {region}")
+            raise FacadeError(f"image {image.id} not found in region {region.name}")
 
-    def delete(self, region: str, image_id: str) -> bool:
-        deleted = self.store.delete_image(self._fullname(region), image_id)
+    def delete(self, region: RegionRef, image_id: str) -> bool:
+        deleted = self.store.delete_image(region.fullname, image_id)
         if deleted is None:
             raise self._unknown(region)
         return deleted
 
-    def download(self, region: str, image: Image) -> ImageData:
+    def download(self, region: RegionRef, image: Image) -> ImageData:
         # The mock keeps metadata only: there are no bytes to stream.
-        return MockData.from_stream(iter(()), image, f"mock:{self._fullname(region)}")
+        return MockData.from_stream(iter(()), image, f"mock:{region.fullname}")
 
-    def finish_region(self, region: str) -> None:
+    def finish_region(self, region: RegionRef) -> None:
         """Fold the region's journal into its snapshot: the store is a scenario again."""
         try:
-            self.store.compact(self._fullname(region))
+            self.store.compact(region.fullname)
         except FacadeError as error:  # the records are safe in the journal
-            logger.debug("%s: the mock store journal is not compacted: %s", region, error)
+            logger.debug("%s: the mock store journal is not compacted: %s", region.fullname, error)
 
     def close(self) -> None:
         self.store.compact_all()

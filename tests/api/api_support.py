@@ -72,21 +72,21 @@ class FaultyFacade(Facade):
     def project_id(self) -> str:
         return self.inner.project_id()
 
-    def list_images(self, region: str) -> list[Image]:
+    def list_images(self, region: RegionRef) -> list[Image]:
         self._maybe_fail("list_images")
         return self.inner.list_images(region)
 
-    def upload(self, region: str, image: Image, data: ImageData | None) -> Image:
+    def upload(self, region: RegionRef, image: Image, data: ImageData | None) -> Image:
         self._maybe_fail("upload")
         return self.inner.upload(region, image, data)
 
-    def update(self, region: str, image: Image) -> None:
+    def update(self, region: RegionRef, image: Image) -> None:
         self.inner.update(region, image)
 
-    def delete(self, region: str, image_id: str) -> bool:
+    def delete(self, region: RegionRef, image_id: str) -> bool:
         return self.inner.delete(region, image_id)
 
-    def download(self, region: str, image: Image) -> ImageData:
+    def download(self, region: RegionRef, image: Image) -> ImageData:
         return self.inner.download(region, image)
 
 

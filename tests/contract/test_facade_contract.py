@@ -16,8 +16,16 @@ import pytest
 from fiwareglancesync.errors import FacadeError
 from fiwareglancesync.facades.base import ImageData
 from fiwareglancesync.image import Image, same_owner
+from fiwareglancesync.region import RegionRef
 
 KiB = 1024
+
+
+MASTER_REGION = RegionRef("master", "Master")
+REGION_A = RegionRef("master", "RegionA")
+REGION_B = RegionRef("master", "RegionB")
+REGION_C = RegionRef("other", "RegionC")
+ATLANTIS = RegionRef("master", "Atlantis")
 
 
 def new_image(world, tmp_path: Path, base: str, *, public: bool = True, **properties: str):
@@ -43,7 +51,7 @@ def upload(world, tmp_path, region, base, facade=None, **kwargs) -> Image:
     return (facade or world.master).upload(region, image, data)
 
 
-def listed(facade, region: str, image_id: str) -> Image | None:
+def listed(facade, region: RegionRef, image_id: str) -> Image | None:
     return next((i for i in facade.list_images(region) if i.id == image_id), None)
 
 
@@ -55,22 +63,22 @@ def test_regions_come_sorted_and_belong_to_their_target(world):
 def test_the_project_id_is_stable_and_owns_what_is_uploaded(world, tmp_path):
     project_id = world.master.project_id()
     assert project_id and project_id == world.master.project_id()
-    created = upload(world, tmp_path, "RegionA", "owned")
+    created = upload(world, tmp_path, REGION_A, "owned")
     assert same_owner(created.owner, project_id)
 
 
 def test_an_upload_is_listed_active_with_the_master_checksum(world, tmp_path):
     image, data = new_image(world, tmp_path, "base", type="baseimages", nid="42")
-    created = world.master.upload("RegionA", image, data)
+    created = world.master.upload(REGION_A, image, data)
     assert created.id and created.status == "active"
-    for found in (created, listed(world.master, "RegionA", created.id)):
+    for found in (created, listed(world.master, REGION_A, created.id)):
         assert found is not None
         assert (found.name, found.checksum, found.size) == (image.name, image.checksum, image.size)
         assert found.is_public
         assert found.user_properties == {"type": "baseimages", "nid": "42"}
 
 
-def named(facade, region: str, name: str) -> list[Image]:
+def named(facade, region: RegionRef, name: str) -> list[Image]:
     return [i for i in facade.list_images(region) if i.name == name]
 
 
@@ -79,8 +87,8 @@ def test_an_upload_whose_bytes_are_not_the_images_is_refused_and_leaves_nothing(
     wrong = image.copy(checksum=hashlib.md5(b"other bytes", usedforsecurity=False).hexdigest())
     data = ImageData.from_file(str(tmp_path / "tampered.raw"), wrong)
     with pytest.raises(FacadeError, match="checksum"):
-        world.master.upload("RegionA", wrong, data)
-    assert named(world.master, "RegionA", image.name) == []
+        world.master.upload(REGION_A, wrong, data)
+    assert named(world.master, REGION_A, image.name) == []
 
 
 @pytest.mark.parametrize("extra", [-1, 1], ids=["short", "long"])
@@ -98,24 +106,24 @@ def test_an_upload_whose_length_is_not_the_images_is_refused(world, tmp_path, ex
     )
     data = ImageData.from_stream(iter([sent]), image, "a test stream")
     with pytest.raises(FacadeError):
-        world.master.upload("RegionB", image, data)
-    assert named(world.master, "RegionB", image.name) == []
+        world.master.upload(REGION_B, image, data)
+    assert named(world.master, REGION_B, image.name) == []
 
 
 def test_a_private_upload_stays_private(world, tmp_path):
-    created = upload(world, tmp_path, "RegionB", "private", public=False)
-    assert not listed(world.master, "RegionB", created.id).is_public
+    created = upload(world, tmp_path, REGION_B, "private", public=False)
+    assert not listed(world.master, REGION_B, created.id).is_public
 
 
 def test_an_update_renames_and_sets_exactly_the_given_properties(world, tmp_path):
-    created = upload(world, tmp_path, "RegionA", "meta", keep="1", change="old", drop="x")
+    created = upload(world, tmp_path, REGION_A, "meta", keep="1", change="old", drop="x")
     wanted = created.copy(
         name=world.name("meta.old"),
         is_public=False,
         user_properties={"keep": "1", "change": "new", "added": "yes"},
     )
-    world.master.update("RegionA", wanted)
-    found = listed(world.master, "RegionA", created.id)
+    world.master.update(REGION_A, wanted)
+    found = listed(world.master, REGION_A, created.id)
     assert found.name == world.name("meta.old")
     assert not found.is_public
     assert found.user_properties == {"keep": "1", "change": "new", "added": "yes"}
@@ -123,39 +131,39 @@ def test_an_update_renames_and_sets_exactly_the_given_properties(world, tmp_path
 
 
 def test_kernel_and_ramdisk_ids_are_user_properties(world, tmp_path):
-    kernel = upload(world, tmp_path, "RegionA", "kernel", public=False)
-    ramdisk = upload(world, tmp_path, "RegionA", "ramdisk", public=False)
+    kernel = upload(world, tmp_path, REGION_A, "kernel", public=False)
+    ramdisk = upload(world, tmp_path, REGION_A, "ramdisk", public=False)
     image, data = new_image(
         world, tmp_path, "ami", kernel_id=kernel.id, ramdisk_id=ramdisk.id, type="ami"
     )
-    created = world.master.upload("RegionA", image, data)
+    created = world.master.upload(REGION_A, image, data)
     expected = {"kernel_id": kernel.id, "ramdisk_id": ramdisk.id, "type": "ami"}
-    assert listed(world.master, "RegionA", created.id).user_properties == expected
+    assert listed(world.master, REGION_A, created.id).user_properties == expected
     # Removing them is an update like any other.
-    world.master.update("RegionA", created.copy(user_properties={"type": "ami"}))
-    assert listed(world.master, "RegionA", created.id).user_properties == {"type": "ami"}
+    world.master.update(REGION_A, created.copy(user_properties={"type": "ami"}))
+    assert listed(world.master, REGION_A, created.id).user_properties == {"type": "ami"}
 
 
 def test_delete_says_whether_there_was_an_image(world, tmp_path):
-    created = upload(world, tmp_path, "RegionB", "doomed")
-    assert world.master.delete("RegionB", created.id) is True
-    assert listed(world.master, "RegionB", created.id) is None
-    assert world.master.delete("RegionB", created.id) is False
-    assert world.master.delete("RegionB", str(uuid.uuid4())) is False
+    created = upload(world, tmp_path, REGION_B, "doomed")
+    assert world.master.delete(REGION_B, created.id) is True
+    assert listed(world.master, REGION_B, created.id) is None
+    assert world.master.delete(REGION_B, created.id) is False
+    assert world.master.delete(REGION_B, str(uuid.uuid4())) is False
 
 
 def test_updating_a_missing_image_is_a_facade_error(world):
     missing = Image(name=world.name("ghost"), id=str(uuid.uuid4()))
     with pytest.raises(FacadeError):
-        world.master.update("RegionA", missing)
+        world.master.update(REGION_A, missing)
 
 
 def test_an_unknown_region_is_a_facade_error(world, tmp_path):
     with pytest.raises(FacadeError, match="Atlantis"):
-        world.master.list_images("Atlantis")
+        world.master.list_images(ATLANTIS)
     image, data = new_image(world, tmp_path, "lost")
     with pytest.raises(FacadeError, match="Atlantis"):
-        world.master.upload("Atlantis", image, data)
+        world.master.upload(ATLANTIS, image, data)
 
 
 def test_every_image_the_listing_returns_is_listed_with_its_owner(world):
@@ -163,7 +171,7 @@ def test_every_image_the_listing_returns_is_listed_with_its_owner(world):
     # rules, not the facade, decide what counts (and a backup keeps every row).
     public_id = world.add_foreign("RegionA", world.name("theirs-public"), True)
     private_id = world.add_foreign("RegionA", world.name("theirs-private"), False)
-    ids = {image.id: image for image in world.master.list_images("RegionA")}
+    ids = {image.id: image for image in world.master.list_images(REGION_A)}
     assert public_id in ids and private_id in ids
     assert ids[private_id].is_public is False
     for image_id in (public_id, private_id):
@@ -172,38 +180,38 @@ def test_every_image_the_listing_returns_is_listed_with_its_owner(world):
 
 
 def test_hidden_images_are_listed(world, tmp_path):
-    created = upload(world, tmp_path, "RegionB", "hidden")
+    created = upload(world, tmp_path, REGION_B, "hidden")
     world.hide("RegionB", created.id)
-    found = listed(world.master, "RegionB", created.id)
+    found = listed(world.master, REGION_B, created.id)
     assert found is not None and found.status == "active"
 
 
 def test_a_hidden_image_is_listed_as_hidden(world, tmp_path):
-    created = upload(world, tmp_path, "RegionB", "hidden-flag")
-    assert not listed(world.master, "RegionB", created.id).hidden
+    created = upload(world, tmp_path, REGION_B, "hidden-flag")
+    assert not listed(world.master, REGION_B, created.id).hidden
     world.hide("RegionB", created.id)
-    found = listed(world.master, "RegionB", created.id)
+    found = listed(world.master, REGION_B, created.id)
     assert found is not None and found.hidden is True
 
 
 def test_the_copy_of_a_hidden_image_is_not_hidden(world, tmp_path):
     # Being hidden is not synchronised: the copy of a hidden master image is ordinary.
     image, data = new_image(world, tmp_path, "hidden-master")
-    created = world.master.upload("RegionA", image.copy(hidden=True), data)
+    created = world.master.upload(REGION_A, image.copy(hidden=True), data)
     assert created.hidden is False
-    assert listed(world.master, "RegionA", created.id).hidden is False
+    assert listed(world.master, REGION_A, created.id).hidden is False
 
 
 def test_each_target_sees_only_its_own_regions_images(world, tmp_path):
-    created = upload(world, tmp_path, "RegionC", "elsewhere", facade=world.other)
-    assert listed(world.other, "RegionC", created.id) is not None
-    for region in ("Master", "RegionA", "RegionB"):
+    created = upload(world, tmp_path, REGION_C, "elsewhere", facade=world.other)
+    assert listed(world.other, REGION_C, created.id) is not None
+    for region in (MASTER_REGION, REGION_A, REGION_B):
         assert listed(world.master, region, created.id) is None
 
 
 def test_download_describes_the_image_it_streams(world, tmp_path):
-    created = upload(world, tmp_path, "Master", "source")
-    data = world.master.download("Master", created)
+    created = upload(world, tmp_path, MASTER_REGION, "source")
+    data = world.master.download(MASTER_REGION, created)
     try:
         assert (data.size, data.checksum) == (created.size, created.checksum)
     finally:

@@ -17,6 +17,7 @@ from fiwareglancesync.config import Credential, TargetConfig
 from fiwareglancesync.facades.base import ImageData
 from fiwareglancesync.facades.glance import GlanceFacade
 from fiwareglancesync.image import Image
+from fiwareglancesync.region import RegionRef
 
 
 def queued(client, name: str) -> str:
@@ -48,7 +49,9 @@ def test_an_upload_removes_only_our_unfinished_images_of_that_name(cloud, tmp_pa
         container_format="bare",
     )
     try:
-        created = facade.upload("RegionA", wanted, ImageData.from_file(str(path), wanted))
+        created = facade.upload(
+            RegionRef("master", "RegionA"), wanted, ImageData.from_file(str(path), wanted)
+        )
     finally:
         facade.close()
 

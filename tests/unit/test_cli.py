@@ -158,7 +158,7 @@ def test_failed_replacement_keeps_the_old_image_and_fails_the_region(environ, st
 
 class Broken(MockFacade):
     def list_images(self, region):
-        if region == "Burgos":
+        if region.name == "Burgos":
             raise RuntimeError("bug in a facade")
         return super().list_images(region)
 
@@ -308,7 +308,7 @@ from fiwareglancesync.facades.mock import MockFacade, MockStore
 
 class Slow(MockFacade):
     def list_images(self, region):
-        if region != "Valladolid":
+        if region.name != "Valladolid":
             time.sleep(120)
         return super().list_images(region)
 

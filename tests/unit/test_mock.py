@@ -14,9 +14,13 @@ from fiwareglancesync.facades.base import ImageData
 from fiwareglancesync.facades.mock import MockFacade, MockStore
 from fiwareglancesync.image import Image
 from fiwareglancesync.mock import main
+from fiwareglancesync.region import RegionRef
 
 ROOT = Path(__file__).parents[2]
 SCENARIO = ROOT / "examples" / "scenario"
+
+R_REF = RegionRef("master", "R")
+MASTER_REF = RegionRef("master", "Master")
 
 
 def test_loader_prints_the_export_line_and_loads_every_region(tmp_path, capsys):
@@ -113,9 +117,10 @@ def test_upload_ids_update_and_delete():
     store = MockStore()
     store.write("t2:R", [Image("old", "2$old"), Image("other", "1$other")])
     facade = MockFacade(store, target("t2", tenant_id="tid"))
+    region = RegionRef("t2", "R")
     master = image("new", "m1", size=7, status="active", is_public=True)
-    first = facade.upload("R", master, None)
-    second = facade.upload("R", image("other"), None)
+    first = facade.upload(region, master, None)
+    second = facade.upload(region, image("other"), None)
     # The counter is per name: the smallest n for which "<n>$<name>" is not yet an id.
     assert (first.id, second.id) == ("1$new", "2$other")
     assert (first.owner, first.size, first.checksum, first.is_public) == (
@@ -125,7 +130,7 @@ def test_upload_ids_update_and_delete():
         True,
     )
     facade.update(
-        "R", first.copy(name="renamed", is_public=False, user_properties={"a": 1}, size=99)
+        region, first.copy(name="renamed", is_public=False, user_properties={"a": 1}, size=99)
     )
     stored = {i.id: i for i in store.read("t2:R")}["1$new"]
     assert (stored.name, stored.is_public, stored.user_properties, stored.size) == (
@@ -134,9 +139,9 @@ def test_upload_ids_update_and_delete():
         {"a": 1},
         7,
     )
-    assert facade.delete("R", "1$new") is True
-    assert facade.delete("R", "1$new") is False
-    assert facade.upload("R", image("again"), None).id == "1$again"
+    assert facade.delete(region, "1$new") is True
+    assert facade.delete(region, "1$new") is False
+    assert facade.upload(region, image("again"), None).id == "1$again"
 
 
 def test_the_mocks_own_download_is_accepted_but_wrong_bytes_are_not(tmp_path):
@@ -144,21 +149,21 @@ def test_the_mocks_own_download_is_accepted_but_wrong_bytes_are_not(tmp_path):
     store.write("Master", [image("base", "m1", size=5)])
     store.write("R", [])
     facade = MockFacade(store, target())
-    [master] = facade.list_images("Master")
-    assert facade.upload("R", master, facade.download("Master", master)).id == "1$base"
+    [master] = facade.list_images(MASTER_REF)
+    assert facade.upload(R_REF, master, facade.download(MASTER_REF, master)).id == "1$base"
     wrong = tmp_path / "m1"
     wrong.write_bytes(b"12345")  # the right length, not the master's bytes
     with pytest.raises(
         FacadeError, match=r"refused to upload image base: the data from .* has checksum"
     ):
-        facade.upload("R", master, ImageData.from_file(str(wrong), master))
+        facade.upload(R_REF, master, ImageData.from_file(str(wrong), master))
     assert [i.id for i in store.read("R")] == ["1$base"]
 
 
 def _upload_many(path, worker):
     facade = MockFacade(MockStore(path), target())
     for n in range(20):
-        facade.upload("R", image(f"w{worker}-{n}"), None)
+        facade.upload(R_REF, image(f"w{worker}-{n}"), None)
 
 
 def test_concurrent_writers_lose_nothing(tmp_path):
@@ -280,7 +285,7 @@ def test_a_load_that_fails_half_way_leaves_the_old_store_as_it_was(tmp_path, mon
 def test_every_row_is_listed_other_projects_private_images_included():
     store = MockStore()
     store.write("R", [image("mine", "a"), image("theirs", "b", owner="other", is_public=False)])
-    listed = MockFacade(store, target()).list_images("R")
+    listed = MockFacade(store, target()).list_images(R_REF)
     assert [i.id for i in listed] == ["a", "b"]
 
 

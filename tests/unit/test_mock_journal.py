@@ -17,8 +17,12 @@ from fiwareglancesync.facades.mock import MockFacade, MockStore
 from fiwareglancesync.image import read_csv
 from fiwareglancesync.mock import is_store_file
 from fiwareglancesync.mock import main as load_main
+from fiwareglancesync.region import RegionRef
 
 FORK = multiprocessing.get_context("fork")
+
+R_REF = RegionRef("master", "R")
+MASTER_REF = RegionRef("master", "Master")
 
 
 def snapshot_rows(path: Path, region: str = "R") -> list[str]:
@@ -93,9 +97,9 @@ def test_a_torn_or_damaged_last_record_is_ignored():
 def test_each_change_appends_one_record_and_a_fresh_store_replays_them(tmp_path):
     path = loaded(tmp_path, "kept", "gone")
     writer = facade(path)
-    created = writer.upload("R", image("new", size=7), None)
-    writer.update("R", created.copy(name="renamed", user_properties={"a": 1}))
-    assert writer.delete("R", "id-gone") is True
+    created = writer.upload(R_REF, image("new", size=7), None)
+    writer.update(R_REF, created.copy(name="renamed", user_properties={"a": 1}))
+    assert writer.delete(R_REF, "id-gone") is True
     assert [r[0] for r in journal_records(path)] == ["base", "upload", "update", "delete"]
     assert snapshot_rows(path) == ["kept", "gone"]  # not rewritten by the changes
     [kept, renamed] = MockStore(path).read("R")
@@ -106,14 +110,14 @@ def test_each_change_appends_one_record_and_a_fresh_store_replays_them(tmp_path)
 def test_reads_see_writes_of_other_instances_and_ids_stay_unique(tmp_path):
     path = loaded(tmp_path, "a")
     first, second = facade(path), facade(path)
-    assert [i.id for i in first.list_images("R")] == ["id-a"]
-    assert second.upload("R", image("b"), None).id == "1$b"
-    assert first.upload("R", image("b"), None).id == "2$b"
-    assert [i.id for i in second.list_images("R")] == ["id-a", "1$b", "2$b"]
-    assert first.delete("R", "1$b") is True
-    assert second.delete("R", "1$b") is False
-    assert second.upload("R", image("b"), None).id == "1$b"
-    assert [i.id for i in first.list_images("R")] == ["id-a", "2$b", "1$b"]
+    assert [i.id for i in first.list_images(R_REF)] == ["id-a"]
+    assert second.upload(R_REF, image("b"), None).id == "1$b"
+    assert first.upload(R_REF, image("b"), None).id == "2$b"
+    assert [i.id for i in second.list_images(R_REF)] == ["id-a", "1$b", "2$b"]
+    assert first.delete(R_REF, "1$b") is True
+    assert second.delete(R_REF, "1$b") is False
+    assert second.upload(R_REF, image("b"), None).id == "1$b"
+    assert [i.id for i in first.list_images(R_REF)] == ["id-a", "2$b", "1$b"]
 
 
 def tear(path: Path, name: str) -> None:
@@ -125,9 +129,9 @@ def tear(path: Path, name: str) -> None:
 def test_a_torn_last_record_is_ignored_and_cut_off_by_the_next_writer(tmp_path):
     path = loaded(tmp_path, "a")
     writer = facade(path)
-    writer.upload("R", image("b"), None)
+    writer.upload(R_REF, image("b"), None)
     tear(path, "torn")
-    writer.upload("R", image("c"), None)
+    writer.upload(R_REF, image("c"), None)
     assert [r[0] for r in journal_records(path)] == ["base", "upload", "upload"]
     tear(path, "torn-again")
     assert names(MockStore(path)) == ["a", "b", "c"]
@@ -135,11 +139,11 @@ def test_a_torn_last_record_is_ignored_and_cut_off_by_the_next_writer(tmp_path):
 
 def test_a_journal_whose_snapshot_was_replaced_counts_for_nothing(tmp_path):
     path = loaded(tmp_path, "a")
-    facade(path).upload("R", image("b"), None)
+    facade(path).upload(R_REF, image("b"), None)
     # The snapshot replaced behind the journal's back (by hand, or by a copy).
     (path / "backup_R.csv").write_text(f"R,z,id-z,active,1,{'c' * 32},tenant1id,True,{{}}\n")
     assert names(MockStore(path)) == ["z"]
-    facade(path).upload("R", image("c"), None)
+    facade(path).upload(R_REF, image("c"), None)
     assert names(MockStore(path)) == ["z", "c"]
 
 
@@ -154,7 +158,7 @@ def test_the_journal_is_compacted_when_it_grows_past_the_bound(tmp_path, monkeyp
     reader = MockStore(path)
     assert names(reader) == ["a", "b"]
     for n in range(11):
-        writer.update("R", image("a", "id-a", user_properties={"n": n}))
+        writer.update(R_REF, image("a", "id-a", user_properties={"n": n}))
         [a, _] = reader.read("R")
         assert a.user_properties == {"n": n}
     # Compacted after the 5th and the 10th record.
@@ -166,14 +170,14 @@ def test_the_journal_is_compacted_when_it_grows_past_the_bound(tmp_path, monkeyp
 def test_a_region_is_compacted_at_its_end_on_load_and_on_close(tmp_path):
     path = loaded(tmp_path, "a")
     writer = facade(path)
-    writer.upload("R", image("b"), None)
-    writer.finish_region("R")
+    writer.upload(R_REF, image("b"), None)
+    writer.finish_region(R_REF)
     assert snapshot_rows(path) == ["a", "b"]
     assert [r[0] for r in journal_records(path)] == ["base"]
-    writer.upload("R", image("c"), None)
+    writer.upload(R_REF, image("c"), None)
     assert names(MockStore(path)) == ["a", "b", "c"]  # a new store reads it: compacts it
     assert snapshot_rows(path) == ["a", "b", "c"]
-    writer.upload("R", image("d"), None)
+    writer.upload(R_REF, image("d"), None)
     writer.close()
     assert snapshot_rows(path) == ["a", "b", "c", "d"]
     assert [r[0] for r in journal_records(path)] == ["base"]
@@ -181,7 +185,7 @@ def test_a_region_is_compacted_at_its_end_on_load_and_on_close(tmp_path):
 
 def test_journals_are_store_files_the_loader_replaces(tmp_path, capsys):
     path = loaded(tmp_path, "a")
-    facade(path).upload("R", image("b"), None)
+    facade(path).upload(R_REF, image("b"), None)
     assert is_store_file(".backup_R.csv.journal")
     assert is_store_file(".backup_other:R.csv.journal")
     other = tmp_path / "other"
@@ -202,14 +206,14 @@ def _write_the_same_names(path, worker, start):
     writer = facade(path)
     start.wait(60)
     for n in range(UPLOADS):
-        created = writer.upload("R", image(f"name{n % 5}"), None)
+        created = writer.upload(R_REF, image(f"name{n % 5}"), None)
         if n % 4 == 0:
-            writer.update("R", created.copy(user_properties={"by": str(worker)}))
+            writer.update(R_REF, created.copy(user_properties={"by": str(worker)}))
         if n % 6 == 0:
-            writer.upload("R", image(f"temporary{worker}"), None)
-            assert writer.delete("R", f"1$temporary{worker}") is True
+            writer.upload(R_REF, image(f"temporary{worker}"), None)
+            assert writer.delete(R_REF, f"1$temporary{worker}") is True
         if n % 25 == 24:
-            writer.finish_region("R")
+            writer.finish_region(R_REF)
 
 
 def _read_while_they_write(path, start, stop, problems):
@@ -260,8 +264,8 @@ def test_threads_sharing_a_store_lose_nothing(tmp_path):
 
     def upload_many():
         for _ in range(40):
-            shared.upload("R", image("t"), None)
-            shared.list_images("R")
+            shared.upload(R_REF, image("t"), None)
+            shared.list_images(R_REF)
 
     threads = [threading.Thread(target=upload_many) for _ in range(4)]
     for thread in threads:
@@ -290,12 +294,12 @@ def _die_at(path, where):
             return die()
 
         os.write = half_then_die
-    writer.upload("R", image("c"), None)
+    writer.upload(R_REF, image("c"), None)
     if where == "before the new snapshot":  # the old journal is sealed already
         store._write_file = die
     elif where == "before the new journal":  # the new snapshot is in place
         store._new_journal = die
-    writer.finish_region("R")
+    writer.finish_region(R_REF)
 
 
 @pytest.mark.parametrize(
@@ -309,16 +313,16 @@ def _die_at(path, where):
 def test_a_writer_killed_at_any_point_leaves_each_record_once_or_not_at_all(tmp_path, where, kept):
     path = loaded(tmp_path, "a")
     writer = facade(path)
-    writer.upload("R", image("b"), None)
-    writer.finish_region("R")
-    writer.upload("R", image("b"), None)  # a journal with a record in it
+    writer.upload(R_REF, image("b"), None)
+    writer.finish_region(R_REF)
+    writer.upload(R_REF, image("b"), None)  # a journal with a record in it
     child = FORK.Process(target=_die_at, args=(path, where))
     child.start()
     child.join(60)
     assert child.exitcode == -signal.SIGKILL
     expected = ["a", "b", "b", "c"] if kept else ["a", "b", "b"]
     assert names(MockStore(path)) == expected
-    facade(path).upload("R", image("d"), None)
+    facade(path).upload(R_REF, image("d"), None)
     after = MockStore(path).read("R")
     assert [i.name for i in after] == [*expected, "d"]
     assert [i.id for i in after][1:3] == ["1$b", "2$b"]
@@ -334,7 +338,7 @@ def test_a_region_written_back_as_it_was_is_not_replayed_after_a_crash(tmp_path)
     # The snapshot gets the very bytes it had: only the seal tells the journal is done.
     path = loaded(tmp_path, "a")
     before = (path / "backup_R.csv").read_bytes()
-    facade(path).upload("R", image("x"), None)
+    facade(path).upload(R_REF, image("x"), None)
     child = FORK.Process(target=_write_back_then_die, args=(path,))
     child.start()
     child.join(60)
@@ -348,9 +352,9 @@ def test_regions_leaving_memory_are_compacted(tmp_path, monkeypatch):
     path = loaded(tmp_path, "a")
     MockStore(path).write("S", [])
     writer = facade(path)
-    writer.upload("R", image("b"), None)
+    writer.upload(R_REF, image("b"), None)
     assert snapshot_rows(path) == ["a"]
-    writer.upload("S", image("c"), None)  # R leaves memory
+    writer.upload(RegionRef("master", "S"), image("c"), None)  # R leaves memory
     assert snapshot_rows(path) == ["a", "b"]
     assert [r[0] for r in journal_records(path)] == ["base"]
     assert names(writer.store) == ["a", "b"]
@@ -369,8 +373,8 @@ def test_a_compaction_that_fails_does_not_fail_the_change(tmp_path, monkeypatch)
 
     writer.store._write_file = full_disk_for_snapshots
     for n in range(3):  # the 2nd and 3rd records try to compact
-        writer.update("R", image("a", "id-a", user_properties={"n": n}))
-        assert writer.list_images("R")[0].user_properties == {"n": n}
+        writer.update(R_REF, image("a", "id-a", user_properties={"n": n}))
+        assert writer.list_images(R_REF)[0].user_properties == {"n": n}
     assert [r[0] for r in journal_records(path)].count("update") == 3
     [a] = MockStore(path).read("R")
     assert a.user_properties == {"n": 2}
