@@ -36,11 +36,11 @@ def count(log: str, markers: tuple[str, ...]) -> int:
     return sum(1 for line in log.splitlines() if any(marker in line for marker in markers))
 
 
-def measure(images: int, regions: int) -> dict[str, float]:
+def measure(images: int, regions: int, missing: int, metadata: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as work:
         folder = Path(work) / "scenario"
         folder.mkdir()
-        write_scenario(folder, images, regions)
+        write_scenario(folder, images, regions, missing, metadata)
         config = Path(work) / "glancesync.conf"
         config.write_text(CONFIG)
         store = Path(work) / "store"
@@ -72,6 +72,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--regions", type=int, default=20)
     parser.add_argument("--images", type=int, nargs="+", default=[2000, 10000])
+    parser.add_argument(
+        "--missing-every", type=int, default=10, help="one image in N missing per region"
+    )
+    parser.add_argument(
+        "--metadata-every", type=int, default=53, help="one in N with other properties"
+    )
     args = parser.parse_args()
     print(
         "| images | regions | uploads | metadata updates | deletes | sync wall (s) "
@@ -79,7 +85,7 @@ def main() -> None:
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for images in sorted(args.images):
-        r = measure(images, args.regions)
+        r = measure(images, args.regions, args.missing_every, args.metadata_every)
         print(
             f"| {r['images']:,} | {r['regions']} | {r['uploads']:,} | {r['updates']:,} | "
             f"{r['deletes']:,} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "

@@ -41,8 +41,14 @@ def _write(path: Path, images: list[Image]) -> int:
     return len(images)
 
 
-def write_scenario(folder: Path, images: int, regions: int) -> int:
-    """Write the backups; return the number of rows written."""
+def write_scenario(
+    folder: Path, images: int, regions: int, missing_every: int = 10, metadata_every: int = 53
+) -> int:
+    """Write the backups; return the number of rows written.
+
+    Each region lacks one image in ``missing_every``, has another checksum for one in 37
+    and other properties for one in ``metadata_every``.
+    """
     master = [
         _image(
             "Master",
@@ -59,12 +65,12 @@ def write_scenario(folder: Path, images: int, regions: int) -> int:
         region = f"Region{r:02d}"
         copies = []
         for n, original in enumerate(master):
-            if (n + r) % 10 == 0:
-                continue  # 10% missing: pending_upload
+            if (n + r) % missing_every == 0:
+                continue  # missing: pending_upload
             digest, properties = original.checksum or "", original.user_properties
             if (n + r) % 37 == 0:
                 digest = checksum(f"old{n}")  # replaced by 'any'
-            if (n + r) % 53 == 0:
+            if (n + r) % metadata_every == 0:
                 properties = {**properties, "nid": -1}  # pending_metadata
             copies.append(
                 _image(region, original.name, f"{region}-{n}", original.size, digest, properties)
