@@ -20,7 +20,7 @@ from fiwareglancesync.backup import PROJECT_IDS_FILE, backup_file_name, project_
 from fiwareglancesync.config import MASTER
 from fiwareglancesync.console import configure_logging, write_data
 from fiwareglancesync.engine import GlanceSync
-from fiwareglancesync.errors import ExitStatus, GlanceSyncError, RegionError, explain
+from fiwareglancesync.errors import ExitStatus, GlanceSyncError, RegionError, explain, os_reason
 from fiwareglancesync.image import write_csv, write_rows
 from fiwareglancesync.metrics import RegionFigures, write_metrics
 from fiwareglancesync.modes import Mode
@@ -46,10 +46,6 @@ class RunOptions:
     @property
     def reports(self) -> bool:
         return self.mode is Mode.STATUS and self.output_format != "csv"
-
-
-def _os_reason(error: OSError) -> str:
-    return (error.strerror or str(error)).lower()
 
 
 # --------------------------------------------------------------------------- one region
@@ -106,7 +102,7 @@ def write_backup(engine: GlanceSync, region: RegionRef, directory: Path) -> None
         with open(path, "w", encoding="utf-8", newline="") as out:
             write_csv(out, images)
     except OSError as error:
-        raise RegionError(f"cannot write {path}: {_os_reason(error)}") from None
+        raise RegionError(f"cannot write {path}: {os_reason(error)}") from None
 
 
 def write_project_ids(engine: GlanceSync, regions: list[RegionRef], directory: Path) -> None:
@@ -126,7 +122,7 @@ def write_project_ids(engine: GlanceSync, regions: list[RegionRef], directory: P
     try:
         path.write_text(project_ids_text(ids), encoding="utf-8")
     except OSError as error:
-        raise GlanceSyncError(f"cannot write {path}: {_os_reason(error)}") from None
+        raise GlanceSyncError(f"cannot write {path}: {os_reason(error)}") from None
 
 
 def print_rows(rows: list[tuple[str, ...]], out: TextIO) -> None:
@@ -152,7 +148,7 @@ def _new_directory(name: str, what: str) -> Path:
     except OSError as error:
         raise GlanceSyncError(
             f"cannot create the {what} directory {path} in the current directory: "
-            f"{_os_reason(error)}"
+            f"{os_reason(error)}"
         ) from None
     return path
 

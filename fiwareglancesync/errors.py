@@ -70,6 +70,11 @@ class Explanation:
         return "; ".join(self.lines)
 
 
+def os_reason(error: OSError) -> str:
+    """What went wrong with a file, in the words of an error line: "no space left on device"."""
+    return (error.strerror or str(error) or type(error).__name__).lower()
+
+
 def _os_error_line(error: OSError) -> str:
     reason = error.strerror or str(error) or type(error).__name__
     return f"{reason}: {error.filename}" if error.filename else reason

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 from prometheus_client.parser import text_string_to_metric_families
 
 from fiwareglancesync import __version__
-from fiwareglancesync.errors import GlanceSyncError
+from fiwareglancesync.errors import GlanceSyncError, os_reason
 from fiwareglancesync.plan import STATUSES
 
 PREFIX = "glancesync"
@@ -163,5 +163,5 @@ def write_metrics(
     try:
         write_to_textfile(str(path), registry)
     except OSError as error:
-        reason = (error.strerror or str(error)).lower()
+        reason = os_reason(error)
         raise GlanceSyncError(f"cannot write the metrics file {path}: {reason}") from None

@@ -29,7 +29,14 @@ from fiwareglancesync.backup import (
     read_project_ids,
     region_of_file,
 )
-from fiwareglancesync.errors import ExitStatus, FacadeError, GlanceSyncError, UsageError, explain
+from fiwareglancesync.errors import (
+    ExitStatus,
+    FacadeError,
+    GlanceSyncError,
+    UsageError,
+    explain,
+    os_reason,
+)
 from fiwareglancesync.facades import MOCK_PATH_VARIABLE
 from fiwareglancesync.facades.journal import JOURNAL_SUFFIX
 from fiwareglancesync.facades.mock import STORE_MARKER, MockStore
@@ -212,7 +219,7 @@ def load_scenario(
     except FacadeError as error:
         raise StoreWriteError(str(error)) from None
     except OSError as error:
-        reason = (error.strerror or str(error)).lower()
+        reason = os_reason(error)
         where = error.filename or store
         raise StoreWriteError(f"cannot write the mock store {where}: {reason}") from None
 

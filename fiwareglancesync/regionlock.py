@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from fiwareglancesync.errors import RegionError
+from fiwareglancesync.errors import RegionError, os_reason
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class RegionLocks:
             descriptor, writable = _open_lock_file(path)
         except OSError as error:
             raise RegionError(
-                f"cannot use the lock file {path}: {(error.strerror or str(error)).lower()} "
+                f"cannot use the lock file {path}: {os_reason(error)} "
                 "(set lock_dir in [main] to a directory this user may write)"
             ) from None
         try:

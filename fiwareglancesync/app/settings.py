@@ -19,7 +19,7 @@ from typing import Any
 from fiwareglancesync import __version__
 from fiwareglancesync.booleans import parse_bool
 from fiwareglancesync.config import default_of
-from fiwareglancesync.errors import ConfigError
+from fiwareglancesync.errors import ConfigError, os_reason
 from fiwareglancesync.osenv import INSECURE_VARIABLE, from_environment
 
 SETTINGS_FILE_VARIABLE = "GLANCESYNC_SETTINGS_FILE"
@@ -211,7 +211,7 @@ def database_uri(environ: Mapping[str, str], problems: list[str]) -> str:
         try:
             os.makedirs(directory, exist_ok=True)  # a new install: make the place for it
         except OSError as error:
-            reason = (error.strerror or str(error)).lower()
+            reason = os_reason(error)
             problems.append(
                 f"{DATABASE_PATH_VARIABLE}={directory} is not a directory and cannot be "
                 f"created: {reason}"

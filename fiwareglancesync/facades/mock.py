@@ -52,7 +52,7 @@ from fiwareglancesync.backup import (
     region_of_file,
 )
 from fiwareglancesync.config import MASTER, TargetConfig
-from fiwareglancesync.errors import FacadeError
+from fiwareglancesync.errors import FacadeError, os_reason
 from fiwareglancesync.facades.base import ChecksumMismatch, Facade, ImageData, check_checksum
 from fiwareglancesync.facades.journal import (
     BASE,
@@ -96,7 +96,7 @@ __all__ = [
 
 
 def _store_error(action: str, path: Path | None, error: OSError) -> FacadeError:
-    reason = (error.strerror or str(error)).lower()
+    reason = os_reason(error)
     return FacadeError(f"cannot {action} the mock store {path}: {reason}")
 
 
