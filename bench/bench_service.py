@@ -215,7 +215,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def status_load(url: str, clients: int, total: int) -> dict[str, float]:
+def status_load(url: str, clients: int, total: int, token: str = TOKEN) -> dict[str, float]:
     """``total`` GETs shared by ``clients`` threads, each with its own connection."""
     latencies: list[float] = []
     errors = 0
@@ -225,7 +225,7 @@ def status_load(url: str, clients: int, total: int) -> dict[str, float]:
     def client() -> None:
         nonlocal errors
         session = requests.Session()
-        session.headers["X-Auth-Token"] = TOKEN
+        session.headers["X-Auth-Token"] = token
         for _ in range(per_client):
             began = time.perf_counter()
             response = session.get(url, timeout=60)

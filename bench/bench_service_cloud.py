@@ -17,21 +17,17 @@ way, one after the other, in one run of this script: give ``--source`` several t
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import io
 import os
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
-
-import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
+from bench_service import status_load  # noqa: E402
 from service_support import LiveService  # noqa: E402
 
 from tests.cloud.conftest_helpers import SHARED  # noqa: E402
@@ -61,47 +57,6 @@ def seed(service: LiveService, images: int) -> None:
             region.images.upload(copy["id"], io.BytesIO(data), image_size=len(data))
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def load(url: str, token: str, clients: int, total: int) -> dict[str, float]:
-    latencies: list[float] = []
-    failures = 0
-    lock = threading.Lock()
-    remaining = [total]
-
-    def client() -> None:
-        nonlocal failures
-        with requests.Session() as session:
-            while True:
-                with lock:
-                    if remaining[0] <= 0:
-                        return
-                    remaining[0] -= 1
-                began = time.perf_counter()
-                answer = session.get(url, headers={"X-Auth-Token": token}, timeout=120)
-                elapsed = time.perf_counter() - began
-                with lock:
-                    latencies.append(elapsed)
-                    failures += answer.status_code != 200
-
-    began = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-        for _ in range(clients):
-            pool.submit(client)
-    wall = time.perf_counter() - began
-    return {
-        "requests": total,
-        "failures": failures,
-        "seconds": wall,
-        "per_second": total / wall,
-        "p50": percentile(latencies, 0.50),
-        "p99": percentile(latencies, 0.99),
-    }
-
-
 class ServiceOf(LiveService):
     """A LiveService whose run.py is another checkout's."""
 
@@ -124,9 +79,9 @@ def measure(cloud, source: Path, args: argparse.Namespace) -> dict[str, float]:
         try:
             token = service.token()
             url = f"{service.url}/regions/RegionA"
-            warm = load(url, token, args.clients, args.clients * 2)
-            assert warm["failures"] == 0, "the service failed during the warm-up"
-            return load(url, token, args.clients, args.requests)
+            warm = status_load(url, args.clients, args.clients * 2, token)
+            assert warm["errors"] == 0, "the service failed during the warm-up"
+            return status_load(url, args.clients, args.requests, token)
         finally:
             service.stop()
 
@@ -145,12 +100,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             seed(LiveService(cloud, Path(folder)), args.images)
         print(f"{args.images} images in Master, {args.clients} clients, {args.requests} requests")
-        print("source                                     req/s    p50 (s)  p99 (s)  failures")
+        print("source                                     req/s   p50 (ms)  p99 (ms)   errors")
         for source in sources:
             figures = measure(cloud, source.resolve(), args)
             print(
-                f"{str(source)[:40]:40} {figures['per_second']:8.1f} {figures['p50']:9.3f} "
-                f"{figures['p99']:8.3f} {figures['failures']:9d}"
+                f"{str(source)[:40]:40} {figures['throughput']:8.1f} {figures['p50']:9.0f} "
+                f"{figures['p99']:9.0f} {figures['errors']:8d}"
             )
     finally:
         cloud.purge_images()
