@@ -34,7 +34,6 @@ STATUS_STYLE: dict[str, tuple[str, str, str]] = {
     "error_checksum": ("#b2182b", "checksum!", "another content, and nothing says what to do"),
     "error_ami": ("#c51b7d", "ami!", "its kernel or ramdisk is not synchronised"),
 }
-assert set(STATUS_STYLE) == set(STATUSES)
 
 
 @dataclass

@@ -24,6 +24,12 @@ def csv_statuses(environ) -> dict[tuple[str, str], str]:
     return {(region, name): status for status, region, name in rows}
 
 
+def test_every_status_has_a_colour_a_label_and_a_meaning():
+    assert list(STATUS_STYLE) == [s for s in STATUS_STYLE if s in STATUSES]
+    assert set(STATUS_STYLE) == set(STATUSES)
+    assert len({colour for colour, _, _ in STATUS_STYLE.values()}) == len(STATUSES)
+
+
 def test_csv_stays_the_default_byte_for_byte(environ):
     assert run(["--show-status", *REGIONS], environ) == run(
         ["--show-status", "--format", "csv", *REGIONS], environ
