@@ -13,10 +13,12 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from fiwareglancesync.errors import UsageError
+from fiwareglancesync.region import RegionRef
+
 BACKUP_PREFIX = "backup_"
 BACKUP_SUFFIX = ".csv"
 PROJECT_IDS_FILE = "project_ids.json"
-MASTER_PREFIX = "master:"
 # project_ids.json is a handful of ids: anything much bigger is not one.
 MAX_PROJECT_IDS_BYTES = 1024 * 1024
 
@@ -30,12 +32,19 @@ def backup_file_name(fullname: str) -> str:
 
 
 def region_of_file(file_name: str) -> str | None:
-    """The region fullname a backup file stands for (``master:X`` counts as ``X``)."""
+    """The region fullname a backup file stands for (``master:X`` counts as ``X``).
+
+    A name that is no region (``a:b:c``) is returned as it is, for the loader to refuse.
+    """
     if not (file_name.startswith(BACKUP_PREFIX) and file_name.endswith(BACKUP_SUFFIX)):
         return None
     name = file_name[len(BACKUP_PREFIX) : -len(BACKUP_SUFFIX)]
-    name = name.removeprefix(MASTER_PREFIX)
-    return name or None
+    if not name:
+        return None
+    try:
+        return RegionRef.parse(name).fullname
+    except UsageError:
+        return name
 
 
 def read_project_ids(folder: str | os.PathLike[str]) -> dict[str, str]:

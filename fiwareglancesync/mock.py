@@ -41,6 +41,7 @@ from fiwareglancesync.facades import MOCK_PATH_VARIABLE
 from fiwareglancesync.facades.journal import JOURNAL_SUFFIX
 from fiwareglancesync.facades.mock import STORE_MARKER, MockStore
 from fiwareglancesync.image import CsvFormatError, read_csv
+from fiwareglancesync.region import RegionRef
 
 DEFAULT_STORE = "~/.glancesync_persist"
 
@@ -63,11 +64,13 @@ def read_scenario(directory: str | os.PathLike[str]) -> dict[str, Path]:
         region = region_of_file(entry.name)
         if region is None or not entry.is_file():
             continue
-        if region.count(":") > 1:
+        try:
+            RegionRef.parse(region)
+        except UsageError:
             raise UsageError(
                 f"{entry}: the file name names region {region!r}, which is neither Region "
                 "nor target:Region"
-            )
+            ) from None
         if region in regions:
             raise UsageError(f"{entry}: region {region} is also in {regions[region].name}")
         try:
