@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 from fiwareglancesync.apply import RegionResult, apply_plan
@@ -38,15 +40,89 @@ def log_notices(notices: Iterable[Notice]) -> None:
         logger.log(level, "%s", message)
 
 
-class GlanceSync:
-    """Synchronise the regions of a configuration through facades made on demand."""
+class CloudCache:
+    """What the engines of one long-lived process share: facades and the master listing.
 
-    def __init__(self, config: Config, facade_factory: FacadeFactory):
-        self.config = config
-        self._factory = facade_factory
+    ``sync.py`` makes one engine per run, which lists the master once. The service makes
+    one per request: without this, every request would log in to Keystone again (a new
+    token, which every Glance then validates) and list the master again. With it, the
+    facades (their Keystone sessions, tokens and HTTP connections) live as long as the
+    process, and the master is listed at most once per ``master_max_age`` seconds (0:
+    every time). keystoneauth renews a token near its expiry and after a 401.
+    """
+
+    def __init__(
+        self,
+        factory: FacadeFactory,
+        master_max_age: float,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._factory = factory
+        self.master_max_age = master_max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._master_lock = threading.Lock()  # one listing at a time; the others wait for it
         self._facades: dict[str, Facade] = {}
         self._project_ids: dict[str, str] = {}
+        self._master: tuple[list[Image], float] | None = None
+        self._selected: dict[tuple[str, float], list[Image]] = {}
+
+    def facade(self, config: TargetConfig) -> Facade:
+        with self._lock:
+            if config.name not in self._facades:
+                self._facades[config.name] = self._factory(config)
+            return self._facades[config.name]
+
+    def project_ids(self) -> dict[str, str]:
+        return self._project_ids
+
+    def master(self, list_master: Callable[[], list[Image]]) -> tuple[list[Image], float]:
+        """The kept master images and when they were listed, listing them when stale."""
+        with self._master_lock:
+            cached = self._master
+            if cached is None or self._clock() - cached[1] >= self.master_max_age:
+                self._master = cached = (list_master(), self._clock())
+                with self._lock:
+                    self._selected.clear()
+            return cached
+
+    def selected(self, key: tuple[str, float], select: Callable[[], list[Image]]) -> list[Image]:
+        with self._lock:
+            found = self._selected.get(key)
+        if found is None:
+            found = select()
+            with self._lock:
+                self._selected[key] = found
+        return found
+
+    def age(self, listed_at: float) -> float:
+        return max(0.0, self._clock() - listed_at)
+
+    def close(self) -> None:
+        with self._lock:
+            for facade in self._facades.values():
+                facade.close()
+            self._facades.clear()
+
+
+class GlanceSync:
+    """Synchronise the regions of a configuration through facades made on demand.
+
+    With a :class:`CloudCache` (the service), facades and the master listing are shared
+    with the other engines of the process; without one (``sync.py``), the engine has its
+    own and lists the master once.
+    """
+
+    def __init__(
+        self, config: Config, facade_factory: FacadeFactory, cache: CloudCache | None = None
+    ):
+        self.config = config
+        self._factory = facade_factory
+        self._cache = cache
+        self._facades: dict[str, Facade] = {}
+        self._project_ids: dict[str, str] = cache.project_ids() if cache else {}
         self._master: list[Image] | None = None
+        self._master_listed_at: float | None = None
         self._master_error: GlanceSyncError | None = None
         self._selected: dict[str, list[Image]] = {}
         self.locks = RegionLocks(config.lock_dir, config.lock_timeout)
@@ -61,6 +137,8 @@ class GlanceSync:
             raise UsageError(f"unknown target {name!r} (known targets: {known})") from None
 
     def facade(self, target: str) -> Facade:
+        if self._cache is not None:
+            return self._cache.facade(self.target(target))
         if target not in self._facades:
             self._facades[target] = self._factory(self.target(target))
         return self._facades[target]
@@ -75,15 +153,21 @@ class GlanceSync:
         self._facades.clear()
 
     def close(self) -> None:
+        """Release this engine's facades (shared ones live on with their cache)."""
         for facade in self._facades.values():
             facade.close()
         self._facades.clear()
 
     # ------------------------------------------------------------------- regions
 
-    def normalise(self, name: str) -> RegionRef:
-        """A region name from the command line (or a URL), checked: its target exists."""
-        region = RegionRef.parse(name.strip())
+    def normalise(self, name: str, exact: bool = False) -> RegionRef:
+        """A region name from the command line (or, ``exact``, a URL), checked: its target
+        exists. On the command line spaces around it do not count; in a URL every
+        character does, so ``'Burgos '`` or ``':Burgos'`` is no spelling of ``Burgos``.
+        """
+        if exact and (name != name.strip() or name.startswith(":")):
+            raise UsageError(f"bad region name {name!r}: no such region")
+        region = RegionRef.parse(name if exact else name.strip())
         self.target(region.target)
         return region
 
@@ -157,27 +241,47 @@ class GlanceSync:
     # ------------------------------------------------------------------- images
 
     def master_images(self) -> list[Image]:
-        """The kept master images, listed once per run."""
+        """The kept master images, listed once per run (or per cache period)."""
         if self._master_error is not None:
             raise self._master_error
         if self._master is None:
             try:
-                listed = self._list(RegionRef(MASTER, self.config.master_region))
-                kept, notices = filter_master_images(
-                    listed, self.project_id(MASTER), self.config.master_region
-                )
+                if self._cache is None:
+                    self._master, self._master_listed_at = self._list_master(), time.monotonic()
+                else:
+                    self._master, self._master_listed_at = self._cache.master(self._list_master)
             except RegionError as error:
                 self._master_error = RegionError(f"master region: {error}")
                 raise self._master_error from error
-            log_notices(notices)
-            self._master = kept
         return self._master
+
+    def _list_master(self) -> list[Image]:
+        listed = self._list(RegionRef(MASTER, self.config.master_region))
+        kept, notices = filter_master_images(
+            listed, self.project_id(MASTER), self.config.master_region
+        )
+        log_notices(notices)
+        return kept
+
+    def master_age(self) -> float | None:
+        """Seconds since the master listing this engine uses was made (None: not yet)."""
+        if self._master_listed_at is None:
+            return None
+        if self._cache is not None:
+            return self._cache.age(self._master_listed_at)
+        return max(0.0, time.monotonic() - self._master_listed_at)
 
     def selected_images(self, target: str) -> list[Image]:
         if target not in self._selected:
             config = self.target(target)
+            master = self.master_images()
             try:
-                self._selected[target] = select_images(self.master_images(), config)
+                if self._cache is not None and self._master_listed_at is not None:
+                    key = (target, self._master_listed_at)
+                    found = self._cache.selected(key, lambda: select_images(master, config))
+                else:
+                    found = select_images(master, config)
+                self._selected[target] = found
             except ConditionLimitError as error:
                 # Not a property of one region: the expression itself is unusable.
                 raise ConfigError([f"{target}.metadata_condition: {error}"]) from None

@@ -53,7 +53,17 @@ class RegionError(GlanceSyncError):
 
 
 class FacadeError(RegionError):
-    """A call to a cloud (or the mock) failed; the only error a facade raises."""
+    """A call to a cloud (or the mock) failed; the only error a facade raises.
+
+    ``service`` names what did not do its part ("Keystone", "Glance", "the mock store")
+    and ``region`` where, for the service's answers, which must say which service is
+    unavailable without quoting internal URLs or a library's text.
+    """
+
+    def __init__(self, message: str, service: str = "a cloud service", region: str | None = None):
+        super().__init__(message)
+        self.service = service
+        self.region = region
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,7 @@ class Explanation:
     exit_status: ExitStatus
     http_status: int
     bug: bool = False  # not an expected error: worth a traceback (with --debug, in logs)
+    public: str | None = None  # what an HTTP caller may be told (no URL, no library text)
 
     @property
     def text(self) -> str:
@@ -80,19 +91,41 @@ def _os_error_line(error: OSError) -> str:
     return f"{reason}: {error.filename}" if error.filename else reason
 
 
+def _facade_error(error: BaseException) -> FacadeError | None:
+    """The facade's own error behind ``error`` (the engine may have added context)."""
+    current: BaseException | None = error
+    for _ in range(8):
+        if current is None or isinstance(current, FacadeError):
+            return current
+        current = current.__cause__
+    return None
+
+
+def public_text(error: BaseException) -> str:
+    """Which service is unavailable, for a caller of the REST service."""
+    facade = _facade_error(error)
+    if facade is None:
+        return "a service GlanceSync needs is unavailable"
+    if facade.region and facade.service == "Glance":
+        return f"the image service (Glance) of region {facade.region} is unavailable"
+    return f"{facade.service} is unavailable"
+
+
 def explain(error: BaseException) -> Explanation:
     """The one decision of how an error is told and what it means for the caller."""
     if isinstance(error, KeyboardInterrupt):
         return Explanation(("Interrupted.",), ExitStatus.INTERRUPTED, 503)
     if isinstance(error, ConfigError):
         lines = tuple(error.problems) or (str(error),)
-        return Explanation(lines, error.exit_status, error.http_status)
+        public = "the service's configuration cannot work"
+        return Explanation(lines, error.exit_status, error.http_status, public=public)
     if isinstance(error, GlanceSyncError):
-        return Explanation(
-            (str(error) or type(error).__name__,), error.exit_status, error.http_status
-        )
+        lines = (str(error) or type(error).__name__,)
+        public = public_text(error) if error.http_status == 503 else lines[0]
+        return Explanation(lines, error.exit_status, error.http_status, public=public)
     if isinstance(error, OSError):
         # A local file (images_dir, the working directory): not a bug, and not ours to fix.
-        return Explanation((_os_error_line(error),), ExitStatus.REGION_FAILED, 503)
+        line = _os_error_line(error)
+        return Explanation((line,), ExitStatus.REGION_FAILED, 503, public=public_text(error))
     line = f"unexpected error: {type(error).__name__}: {error}"
     return Explanation((line,), ExitStatus.REGION_FAILED, 500, bug=True)

@@ -31,7 +31,7 @@ from fiwareglancesync.app.runner import EngineFactory, SyncRunner
 from fiwareglancesync.app.settings import Settings, SettingsError, load_settings
 from fiwareglancesync.app.state import EXTENSION, ServiceState
 from fiwareglancesync.config import load_config
-from fiwareglancesync.engine import GlanceSync
+from fiwareglancesync.engine import CloudCache, GlanceSync
 from fiwareglancesync.errors import GlanceSyncError, explain
 from fiwareglancesync.facades import MOCK_PATH_VARIABLE
 
@@ -48,13 +48,20 @@ def _as_mapping(config: object | Mapping[str, Any] | None) -> dict[str, Any]:
     return {name: getattr(config, name) for name in dir(config) if name.isupper()}
 
 
-def default_engine_factory(environ: Mapping[str, str]) -> EngineFactory:
-    """The same configuration and facades as ``sync.py`` (GLANCESYNC_CONFIG, the mock...)."""
+def default_engine_factory(
+    environ: Mapping[str, str], master_max_age: float = 0.0
+) -> EngineFactory:
+    """The same configuration and facades as ``sync.py`` (GLANCESYNC_CONFIG, the mock...).
+
+    The engines it makes share one :class:`CloudCache`: the process keeps its Keystone
+    sessions, tokens and connections, and lists the master at most once per
+    ``master_max_age`` seconds.
+    """
     from fiwareglancesync.facades import facade_factory
 
     config = load_config(environ)
-    facades = facade_factory(environ)
-    return lambda: GlanceSync(config, facades)
+    cache = CloudCache(facade_factory(environ), master_max_age)
+    return lambda: GlanceSync(config, cache.facade, cache)
 
 
 def _verifier(
@@ -80,9 +87,11 @@ def _verifier(
     return KeystoneVerifier(settings.keystone)
 
 
-def _engine_factory(environ: Mapping[str, str], problems: list[str]) -> EngineFactory | None:
+def _engine_factory(
+    environ: Mapping[str, str], settings: Settings, problems: list[str]
+) -> EngineFactory | None:
     try:
-        return default_engine_factory(environ)
+        return default_engine_factory(environ, settings.master_cache_seconds)
     except GlanceSyncError as error:
         problems.extend(f"sync configuration: {line}" for line in error_lines(error))
         return None
@@ -97,7 +106,7 @@ def _service_state(app: Flask, settings: Settings, environ: Mapping[str, str]) -
     verifier = app.config.get("TOKEN_VERIFIER") or _verifier(settings, environ, problems)
     new_engine: Callable[[], GlanceSync] | None = app.config.get(
         "ENGINE_FACTORY"
-    ) or _engine_factory(environ, problems)
+    ) or _engine_factory(environ, settings, problems)
     if problems:
         raise SettingsError(problems)
     assert verifier is not None and new_engine is not None
@@ -136,6 +145,10 @@ def create_app(
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     configure_database(app)
+    # /regions/X/ and //regions/X are not the resource /regions/X: a JSON 404, rather
+    # than Werkzeug's HTML redirect to another spelling.
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = True
     register_error_handlers(app)
     register_blueprints(app)
     app.shell_context_processor(lambda: {"db": db, "Task": Task})

@@ -57,25 +57,6 @@ class TokenVerifier(Protocol):
 # --------------------------------------------------------------------------- Keystone
 
 
-def parse_expiry(text: str) -> dt.datetime:
-    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-def identity_from_token(body: dict[str, Any]) -> Identity:
-    """Keystone v3's token document -> Identity."""
-    token = body["token"]
-    user = token.get("user") or {}
-    project = token.get("project") or {}
-    return Identity(
-        user_id=str(user.get("id", "")),
-        user_name=str(user.get("name", "")),
-        project_id=project.get("id"),
-        roles=frozenset(role["name"] for role in token.get("roles") or () if "name" in role),
-        expires_at=parse_expiry(token["expires_at"]),
-    )
-
-
 def identity_url(keystone_url: str) -> str:
     """The v3 base URL, whether the setting ends with /v3, /v2.0 or nothing."""
     base = keystone_url.rstrip("/")
@@ -85,14 +66,33 @@ def identity_url(keystone_url: str) -> str:
     return base + "/v3"
 
 
+def identity_from_access(access: Any) -> Identity:
+    """What a validated token says (keystoneclient's AccessInfo) as an Identity."""
+    expires = access.expires
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=dt.UTC)
+    return Identity(
+        user_id=str(access.user_id or ""),
+        user_name=str(access.username or ""),
+        project_id=access.project_id,
+        roles=frozenset(access.role_names or ()),
+        expires_at=expires,
+    )
+
+
 class KeystoneVerifier:
-    """Validates tokens against Keystone v3 with the service's own credential."""
+    """Validates tokens with python-keystoneclient (``tokens.validate``), as the service.
+
+    One client per worker, made on first use: its keystoneauth session keeps the
+    service's own token (renewed near its expiry, or after a 401) and its connections
+    to Keystone, so a validation costs one request.
+    """
 
     def __init__(self, settings: KeystoneSettings, timeout: float = 10.0):
         self.settings = settings
         self.url = identity_url(settings.url or "")
         self.timeout = timeout
-        self._session: Any = None
+        self._client: Any = None
         self._lock = threading.Lock()
 
     def _new_session(self) -> Any:
@@ -112,40 +112,49 @@ class KeystoneVerifier:
         verify: bool | str = keystone.cacert or not keystone.insecure
         return session.Session(auth=auth, verify=verify, timeout=self.timeout)
 
-    def session(self) -> Any:
+    def client(self) -> Any:
+        from keystoneclient.v3 import client
+
         with self._lock:
-            if self._session is None:
-                self._session = self._new_session()
-            return self._session
+            if self._client is None:
+                self._client = client.Client(
+                    session=self._new_session(), endpoint_override=self.url, interface="public"
+                )
+            return self._client
+
+    def session(self) -> Any:
+        return self.client().session
 
     def verify(self, token: str) -> Identity:
         from keystoneauth1 import exceptions
 
+        keystone = self.client()
         try:
-            response = self.session().get(
-                f"{self.url}/auth/tokens",
-                headers={"X-Subject-Token": token},
-                raise_exc=False,
-                log=False,  # the response carries the caller's token data
-            )
+            # The service's own token first: a 401 there is our credential, not theirs.
+            keystone.session.get_token()
         except exceptions.Unauthorized as error:
-            logger.error("Keystone rejected the service's own credential: %s", error)
-            raise AuthUnavailable("the service cannot authenticate to Keystone") from None
+            logger.error("Keystone rejected the service's own credential: %s", type(error).__name__)
+            raise AuthUnavailable(
+                "Keystone is unavailable: the service cannot authenticate to it"
+            ) from None
         except exceptions.ClientException as error:
             logger.error("Keystone %s is unreachable: %s", self.url, type(error).__name__)
-            raise AuthUnavailable(f"Keystone is unreachable ({type(error).__name__})") from None
-        return self._identity(response)
-
-    def _identity(self, response: Any) -> Identity:
-        status = response.status_code
-        if status in (401, 404):
-            raise InvalidToken(f"Keystone answered {status}")
-        if status != 200:
-            logger.error("Keystone answered %s to a token validation", status)
-            raise AuthUnavailable(f"Keystone answered {status}")
+            raise AuthUnavailable("Keystone is unreachable") from None
         try:
-            return identity_from_token(response.json())
-        except (ValueError, KeyError, TypeError) as error:
+            access = keystone.tokens.validate(token, include_catalog=False)
+        except NotImplementedError:  # keystoneclient's word for a body that is no token
+            logger.error("Keystone sent a token document that cannot be read")
+            raise AuthUnavailable("Keystone sent an unreadable token document") from None
+        except (exceptions.NotFound, exceptions.Unauthorized) as error:
+            raise InvalidToken(
+                f"Keystone does not accept the token ({type(error).__name__})"
+            ) from None
+        except exceptions.ClientException as error:
+            logger.error("Keystone could not validate a token: %s", type(error).__name__)
+            raise AuthUnavailable("Keystone is unavailable") from None
+        try:
+            return identity_from_access(access)
+        except (AttributeError, TypeError, ValueError, KeyError) as error:
             logger.error("Keystone sent a token document that cannot be read: %s", error)
             raise AuthUnavailable("Keystone sent an unreadable token document") from None
 

@@ -78,7 +78,22 @@ def _unexpected(error: Exception) -> Response:
     return error_response(500)
 
 
+def _json_options(response: Response) -> Response:
+    """Flask answers OPTIONS by itself with an empty body: answer JSON like the rest."""
+    if request.method == "OPTIONS" and response.status_code == 200 and not response.is_json:
+        allowed = sorted(
+            method.strip()
+            for method in response.headers.get("Allow", "").split(",")
+            if method.strip()
+        )
+        options = jsonify({"methods": allowed})
+        options.headers["Allow"] = ", ".join(allowed)
+        return options
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
+    app.after_request(_json_options)
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(OperationalError, _database_down)

@@ -85,6 +85,8 @@ class Settings:
     api_info_url: str = "http://fiware-glancesync.readthedocs.org/en/latest/"
     role: str = "admin"
     token_cache_seconds: float = 30.0
+    # How long the master's listing is reused by the requests of a worker (0: never).
+    master_cache_seconds: float = 5.0
     task_lease_seconds: float = 60.0
     workers: int = 3
     threads: int = 4
@@ -109,6 +111,7 @@ _SERVICE_OPTIONS: dict[tuple[str, str], tuple[str, Callable[[str], Any]]] = {
     ("glancesync", "API_INFO_URL"): ("api_info_url", str),
     ("glancesync", "ROLE"): ("role", str),
     ("glancesync", "TOKEN_CACHE_SECONDS"): ("token_cache_seconds", float),
+    ("glancesync", "MASTER_CACHE_SECONDS"): ("master_cache_seconds", float),
     ("glancesync", "TASK_LEASE_SECONDS"): ("task_lease_seconds", float),
     ("gunicorn", "WORKERS"): ("workers", int),
     ("gunicorn", "THREADS"): ("threads", int),
@@ -116,6 +119,7 @@ _SERVICE_OPTIONS: dict[tuple[str, str], tuple[str, Callable[[str], Any]]] = {
     ("gunicorn", "TIMEOUT"): ("timeout", int),
 }
 _POSITIVE = {"port", "workers", "threads", "timeout", "task_lease_seconds"}
+_NOT_NEGATIVE = {"token_cache_seconds", "master_cache_seconds"}
 _LOGLEVELS = {"debug", "info", "warning", "error", "critical"}
 
 
@@ -193,6 +197,9 @@ def _service_values(parser: configparser.ConfigParser, problems: list[str]) -> d
             continue
         if name in _POSITIVE and value <= 0:
             problems.append(f"[{section}] {option} must be greater than zero, not {text}")
+            continue
+        if name in _NOT_NEGATIVE and value < 0:
+            problems.append(f"[{section}] {option} must be zero or more, not {text}")
             continue
         if name == "loglevel" and value.lower() not in _LOGLEVELS:
             problems.append(f"[{section}] {option} must be one of {', '.join(sorted(_LOGLEVELS))}")

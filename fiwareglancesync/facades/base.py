@@ -11,14 +11,18 @@ into JSON-patch operations, removals included).
 from __future__ import annotations
 
 import abc
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+from fiwareglancesync.errors import FacadeError
 from fiwareglancesync.image import Image
 from fiwareglancesync.region import RegionRef
 
 CHUNK_SIZE = 1024 * 1024
+Method = TypeVar("Method", bound=Callable[..., object])
 
 
 @dataclass
@@ -67,6 +71,31 @@ def check_checksum(data: ImageData, hexdigest: str) -> None:
             f"the data from {data.source} has checksum {hexdigest}, "
             f"the master image has {data.checksum}"
         )
+
+
+def tagged(error: FacadeError, service: str, args: tuple[object, ...]) -> FacadeError:
+    """Say which service failed, and in which region, unless the error says it already."""
+    if error.service == FacadeError("").service:
+        error.service = service
+    if error.region is None:
+        error.region = next((arg.name for arg in args if isinstance(arg, RegionRef)), None)
+    return error
+
+
+def names_its_service(service: str) -> Callable[[Method], Method]:
+    """Decorate a facade method: its FacadeErrors name ``service`` and the region."""
+
+    def decorate(method: Method) -> Method:
+        @functools.wraps(method)
+        def wrapper(self: object, *args: object, **kwargs: object) -> object:
+            try:
+                return method(self, *args, **kwargs)
+            except FacadeError as error:
+                raise tagged(error, service, args) from error.__cause__
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 class Facade(abc.ABC):

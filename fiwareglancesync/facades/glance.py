@@ -40,6 +40,7 @@ from fiwareglancesync.facades.base import (
     ChecksumMismatch,
     Facade,
     ImageData,
+    tagged,
 )
 from fiwareglancesync.facades.glance_model import (
     JSON_PATCH,
@@ -147,10 +148,11 @@ def _keeps_the_promise(method: Callable[..., T]) -> Callable[..., T]:
     def wrapper(self: GlanceFacade, *args: Any, **kwargs: Any) -> T:
         try:
             return method(self, *args, **kwargs)
-        except FacadeError:
-            raise
+        except FacadeError as error:
+            raise tagged(error, "Glance", args) from error.__cause__
         except CLIENT_ERRORS as error:
-            raise FacadeError(describe(error, method.__name__.replace("_", " "))) from error
+            failure = FacadeError(describe(error, method.__name__.replace("_", " ")))
+            raise tagged(failure, "Glance", args) from error
 
     return wrapper
 
@@ -196,7 +198,8 @@ class GlanceFacade(Facade):
                     credential.user,
                     credential.auth_url,
                     credential.project_name,
-                )
+                ),
+                service="Keystone",
             ) from error
 
     def _image_endpoints(self) -> dict[str, str]:
@@ -226,7 +229,8 @@ class GlanceFacade(Facade):
             if not project_id:
                 raise FacadeError(
                     f"Keystone {self.target.credential.auth_url} gave a token that is not "
-                    "scoped to a project; Glance needs a project-scoped token"
+                    "scoped to a project; Glance needs a project-scoped token",
+                    service="Keystone",
                 )
             configured = self.target.tenant_id
             if configured and not same_owner(configured, project_id):

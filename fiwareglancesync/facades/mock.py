@@ -53,7 +53,13 @@ from fiwareglancesync.backup import (
 )
 from fiwareglancesync.config import MASTER, TargetConfig
 from fiwareglancesync.errors import FacadeError, os_reason
-from fiwareglancesync.facades.base import ChecksumMismatch, Facade, ImageData, check_checksum
+from fiwareglancesync.facades.base import (
+    ChecksumMismatch,
+    Facade,
+    ImageData,
+    check_checksum,
+    names_its_service,
+)
 from fiwareglancesync.facades.journal import (
     BASE,
     JournalError,
@@ -787,6 +793,7 @@ class MockFacade(Facade):
             return None  # an in-memory store belongs to one process
         return f"mock {self.store.path} {region.fullname}"
 
+    @names_its_service("the mock store")
     def regions(self) -> list[str]:
         prefix = f"{self.target.name}:"
         if self.target.name == MASTER:
@@ -794,6 +801,7 @@ class MockFacade(Facade):
         names = self.store.region_names()
         return [name[len(prefix) :] for name in names if name.startswith(prefix)]
 
+    @names_its_service("the mock store")
     def project_id(self) -> str:
         """tenant_id, else the id the backup recorded, else ``<project name>id``."""
         recorded = self.store.project_ids().get(self.target.name)
@@ -802,6 +810,7 @@ class MockFacade(Facade):
     def _unknown(self, region: RegionRef) -> FacadeError:
         return FacadeError(f"unknown region {region.name} (no {backup_file_name(region.fullname)})")
 
+    @names_its_service("the mock store")
     def list_images(self, region: RegionRef) -> list[Image]:
         # Every row, hidden images included (the Glance facade asks for them too): the
         # backup holds what the listing returned when it was made.
@@ -810,6 +819,7 @@ class MockFacade(Facade):
             raise self._unknown(region)
         return images
 
+    @names_its_service("the mock store")
     def upload(self, region: RegionRef, image: Image, data: ImageData | None) -> Image:
         fullname = region.fullname
         if not self.store.has_region(fullname):
@@ -822,6 +832,7 @@ class MockFacade(Facade):
             raise self._unknown(region)
         return created
 
+    @names_its_service("the mock store")
     def update(self, region: RegionRef, image: Image) -> None:
         found = self.store.update_image(region.fullname, image)
         if found is None:
@@ -829,12 +840,14 @@ class MockFacade(Facade):
         if not found:
             raise FacadeError(f"image {image.id} not found in region {region.name}")
 
+    @names_its_service("the mock store")
     def delete(self, region: RegionRef, image_id: str) -> bool:
         deleted = self.store.delete_image(region.fullname, image_id)
         if deleted is None:
             raise self._unknown(region)
         return deleted
 
+    @names_its_service("the mock store")
     def download(self, region: RegionRef, image: Image) -> ImageData:
         # The mock keeps metadata only: there are no bytes to stream.
         return MockData.from_stream(iter(()), image, f"mock:{region.fullname}")

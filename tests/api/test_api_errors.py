@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from fiwareglancesync.app.auth import StaticVerifier
 from fiwareglancesync.app.settings import Settings
-from fiwareglancesync.errors import RegionError
+from fiwareglancesync.errors import FacadeError, RegionError
 
 ENDPOINTS = [
     ("get", "/regions/Burgos"),
@@ -154,12 +154,31 @@ def test_method_not_allowed_is_405(
     ],
 )
 def test_glance_unreachable_is_503(
-    client: FlaskClient, engines: EngineSwitch, error: Exception
+    client: FlaskClient, engines: EngineSwitch, error: Exception, caplog: pytest.LogCaptureFixture
 ) -> None:
     engines.faults["list_images"] = error
+    with caplog.at_level(logging.WARNING):
+        response = client.get("/regions/Burgos", headers=ADMIN)
+    assert_error(response, 503, "Service unavailable")
+    # The caller learns that a service is unavailable; what went wrong goes to the log.
+    assert str(error) not in response.get_data(as_text=True)
+    assert response.get_json()["error"]["description"].endswith("is unavailable")
+    assert any(str(error) in record.getMessage() for record in caplog.records)
+
+
+def test_a_503_names_the_service_and_region_but_no_url(
+    client: FlaskClient, engines: EngineSwitch
+) -> None:
+    engines.faults["list_images"] = FacadeError(
+        "listing the images: cannot connect (connection refused) to http://10.0.0.7:9292",
+        service="Glance",
+        region="Burgos",
+    )
     response = client.get("/regions/Burgos", headers=ADMIN)
     assert_error(response, 503, "Service unavailable")
-    assert str(error) in response.get_json()["error"]["description"]
+    description = response.get_json()["error"]["description"]
+    assert description == "the image service (Glance) of region Burgos is unavailable"
+    assert "http" not in response.get_data(as_text=True)
 
 
 def test_catalogue_unreachable_is_503_for_a_sync(
@@ -201,3 +220,42 @@ def test_runningfrom_is_when_the_server_started(
     started = dt.datetime(2030, 5, 6, 7, 8, 9)
     app = make_app(Settings(database_uri=sqlite_url), verifier, engines, STARTED_AT=started)
     assert app.test_client().get("/").get_json()["runningfrom"] == "2030-05-06T07:08:09Z"
+
+
+# --------------------------------------------------------------------------- JSON everywhere
+
+
+@pytest.mark.parametrize(
+    ("path", "methods"),
+    [
+        ("/", {"GET", "HEAD", "OPTIONS"}),
+        ("/regions/Burgos", {"GET", "HEAD", "OPTIONS", "POST"}),
+        ("/regions/Burgos/tasks/x", {"DELETE", "GET", "HEAD", "OPTIONS"}),
+    ],
+)
+def test_options_answers_json(client: FlaskClient, path: str, methods: set[str]) -> None:
+    response = client.options(path)
+    assert (response.status_code, response.mimetype) == (200, "application/json")
+    assert set(response.get_json()["methods"]) == methods
+    assert {m.strip() for m in response.headers["Allow"].split(",")} == methods
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/regions/Burgos/", "//regions/Burgos", "/regions//Burgos", "/regions/Burgos/tasks/x/"],
+)
+def test_other_spellings_of_a_path_are_json_404s(client: FlaskClient, path: str) -> None:
+    response = client.get(path, headers=ADMIN)
+    assert_error(response, 404, "Item not found")
+
+
+@pytest.mark.parametrize("region", ["Burgos%20", "%20Burgos", ":Burgos", "Burgos%0A"])
+def test_region_names_are_matched_exactly(client: FlaskClient, region: str) -> None:
+    assert_error(client.get(f"/regions/{region}", headers=ADMIN), 410, "Bad region")
+    assert_error(client.post(f"/regions/{region}", headers=ADMIN), 410, "Bad region")
+
+
+def test_the_status_says_how_old_the_master_listing_is(client: FlaskClient) -> None:
+    response = client.get("/regions/Burgos", headers=ADMIN)
+    assert response.status_code == 200
+    assert float(response.headers["X-GlanceSync-Master-Age"]) >= 0

@@ -108,7 +108,7 @@ def test_delete_forgets_a_finished_task(client: FlaskClient) -> None:
     wait_for_task(client, "Leon", task_id)
     response = client.delete(f"/regions/Leon/tasks/{task_id}", headers=ADMIN)
     assert response.status_code == 200
-    assert response.get_data() == b""
+    assert (response.get_json(), response.mimetype) == ({}, "application/json")
     for method in ("get", "delete"):
         response = getattr(client, method)(f"/regions/Leon/tasks/{task_id}", headers=ADMIN)
         assert response.status_code == 404

@@ -117,7 +117,7 @@ def test_a_sync_uploads_and_its_task_can_be_followed_and_deleted(
         fresh.call("GET", f"/regions/RegionB/tasks/{started['taskId']}", admin).status_code == 404
     )
     deleted = fresh.call("DELETE", path, admin)
-    assert (deleted.status_code, deleted.content) == (200, b"")
+    assert (deleted.status_code, deleted.json()) == (200, {})
     assert fresh.call("GET", path, admin).status_code == 404
 
 

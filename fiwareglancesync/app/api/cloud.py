@@ -32,16 +32,17 @@ def engine_session() -> Iterator[GlanceSync]:
         explained = explain(error)
         if explained.bug:
             raise  # the application's handler logs the traceback and answers 500
-        if explained.http_status == 503:
+        if explained.http_status >= 500:
+            # The whole story goes to the log; the caller learns which service failed.
             logger.warning("Service unavailable: %s", explained.text)
-        raise ApiError(explained.http_status, description=explained.text) from None
+        raise ApiError(explained.http_status, description=explained.public) from None
     finally:
         engine.close()
 
 
 def region_fullname(engine: GlanceSync, region: str) -> RegionRef:
     """The region named in a URL: a well-formed name of a known target (else 410)."""
-    return engine.normalise(region)
+    return engine.normalise(region, exact=True)
 
 
 def known_region(engine: GlanceSync, region: str) -> RegionRef:

@@ -13,6 +13,7 @@ from fiwareglancesync.plan import ImageStatus
 
 logger = logging.getLogger(__name__)
 blueprint = Blueprint("regions", __name__)
+MASTER_AGE_HEADER = "X-GlanceSync-Master-Age"
 
 
 def status_json(entry: ImageStatus) -> dict[str, object]:
@@ -30,8 +31,13 @@ def region_status(region: str) -> Response:
     wanted = request.args.get("image")
     with engine_session() as engine:
         statuses = engine.region_status(known_region(engine, region))
+        age = engine.master_age()
     images = [status_json(entry) for entry in statuses if wanted is None or entry.name == wanted]
-    return jsonify({"images": images})
+    response = jsonify({"images": images})
+    # How old the master's listing behind these statuses is (MASTER_CACHE_SECONDS); a
+    # header, so that the documented body stays what it is.
+    response.headers[MASTER_AGE_HEADER] = f"{age or 0.0:.3f}"
+    return response
 
 
 @blueprint.post("/regions/<region>")

@@ -49,4 +49,5 @@ def delete_task(region: str, task_id: str) -> Response:
     if outcome is taskstore.DeleteOutcome.MISSING:
         raise _not_found(region)
     logger.info("Task %s of region %s deleted", task_id, region)
-    return Response(b"", status=200, content_type="application/json")
+    # Nothing to say, as a body that parses: every answer of the service is JSON.
+    return jsonify({})

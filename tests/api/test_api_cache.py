@@ -1,0 +1,97 @@
+"""A worker reuses its facades and lists the master at most once per MASTER_CACHE_SECONDS.
+
+The service's own engine factory (not a test double): each request gets an engine, and
+the engines of a worker share one CloudCache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from api_support import ADMIN, EXAMPLES, tokens
+
+from fiwareglancesync.app import create_app
+from fiwareglancesync.app.auth import StaticVerifier
+from fiwareglancesync.app.settings import Settings
+from fiwareglancesync.facades.mock import MockFacade
+from fiwareglancesync.mock import main as load
+
+LATER = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+
+
+@pytest.fixture
+def master_listings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    seen: list[str] = []
+    real = MockFacade.list_images
+
+    def counting(self, region):
+        seen.append(region.fullname)
+        return real(self, region)
+
+    monkeypatch.setattr(MockFacade, "list_images", counting)
+    return seen
+
+
+def client_for(tmp_path: Path, master_cache_seconds: float):
+    store = tmp_path / "store"
+    assert load(["--path", str(store), str(EXAMPLES / "scenario")]) == 0
+    settings = Settings(
+        database_uri=f"sqlite:///{tmp_path}/db.sqlite", master_cache_seconds=master_cache_seconds
+    )
+    app = create_app(
+        {"GLANCESYNC_SETTINGS": settings, "TOKEN_VERIFIER": StaticVerifier(tokens(LATER))},
+        environ={
+            "GLANCESYNC_CONFIG": str(EXAMPLES / "glancesync.conf"),
+            "GLANCESYNC_MOCKPERSISTENT_PATH": str(store),
+        },
+    )
+    return app.test_client()
+
+
+def test_the_master_is_listed_once_within_the_cache_time(tmp_path, master_listings) -> None:
+    client = client_for(tmp_path, 60)
+    ages = []
+    for region in ("Burgos", "Leon", "Burgos", "other:Madrid"):
+        response = client.get(f"/regions/{region}", headers=ADMIN)
+        assert response.status_code == 200
+        ages.append(float(response.headers["X-GlanceSync-Master-Age"]))
+    assert master_listings.count("Valladolid") == 1
+    assert ages == sorted(ages)  # the same listing, older at every request
+
+
+def test_zero_lists_the_master_for_every_request(tmp_path, master_listings) -> None:
+    client = client_for(tmp_path, 0)
+    for _ in range(3):
+        assert client.get("/regions/Burgos", headers=ADMIN).status_code == 200
+    assert master_listings.count("Valladolid") == 3
+
+
+def test_the_facades_live_as_long_as_the_worker(tmp_path, monkeypatch) -> None:
+    made = []
+    real = MockFacade.__init__
+
+    def counting(self, *args, **kwargs):
+        made.append(args[1].name)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(MockFacade, "__init__", counting)
+    client = client_for(tmp_path, 0)
+    for region in ("Burgos", "Leon", "other:Madrid", "Burgos"):
+        assert client.get(f"/regions/{region}", headers=ADMIN).status_code == 200
+    assert sorted(made) == ["master", "other"]  # one per target, not one per request
+
+
+def test_settings_refuse_a_negative_cache_time(tmp_path) -> None:
+    from fiwareglancesync.app.settings import SettingsError, load_settings
+
+    path = tmp_path / "s.cfg"
+    path.write_text("[glancesync]\nMASTER_CACHE_SECONDS = -1\n")
+    with pytest.raises(SettingsError, match="MASTER_CACHE_SECONDS must be zero or more"):
+        load_settings(
+            {"GLANCESYNC_SETTINGS_FILE": str(path), "GLANCESYNCAPP_DATABASE_PATH": str(tmp_path)}
+        )
+    assert dataclasses.fields(Settings)  # the setting exists with its default
+    assert Settings().master_cache_seconds == 5.0
