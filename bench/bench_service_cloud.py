@@ -60,8 +60,8 @@ def seed(service: LiveService, images: int) -> None:
 class ServiceOf(LiveService):
     """A LiveService whose run.py is another checkout's."""
 
-    def __init__(self, cloud, workdir: Path, source: Path):
-        super().__init__(cloud, workdir)
+    def __init__(self, cloud, workdir: Path, source: Path, master_cache: float | None):
+        super().__init__(cloud, workdir, master_cache_seconds=master_cache)
         self.source = source
 
     def environ(self) -> dict[str, str]:
@@ -75,7 +75,7 @@ def measure(cloud, source: Path, args: argparse.Namespace) -> dict[str, float]:
 
     service_support.REPO = source  # run.py of that checkout
     with tempfile.TemporaryDirectory() as folder:
-        service = ServiceOf(cloud, Path(folder), source).start()
+        service = ServiceOf(cloud, Path(folder), source, args.master_cache).start()
         try:
             token = service.token()
             url = f"{service.url}/regions/RegionA"
@@ -92,6 +92,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--source", type=Path, action="append", help="a checkout to measure")
+    parser.add_argument(
+        "--master-cache", type=float, help="MASTER_CACHE_SECONDS (default: the service's)"
+    )
     args = parser.parse_args()
     sources = args.source or [ROOT]
     cloud = SHARED.acquire(lambda: Path(tempfile.mkdtemp(prefix="bench-cloud-")))

@@ -76,11 +76,15 @@ class CloudCache:
     def project_ids(self) -> dict[str, str]:
         return self._project_ids
 
-    def master(self, list_master: Callable[[], list[Image]]) -> tuple[list[Image], float]:
-        """The kept master images and when they were listed, listing them when stale."""
+    def master(
+        self, list_master: Callable[[], list[Image]], fresh: bool = False
+    ) -> tuple[list[Image], float]:
+        """The kept master images and when they were listed, listing them when stale
+        (or when ``fresh`` is asked for: a sync, which must not upload what is gone)."""
         with self._master_lock:
             cached = self._master
-            if cached is None or self._clock() - cached[1] >= self.master_max_age:
+            stale = cached is None or self._clock() - cached[1] >= self.master_max_age
+            if stale or fresh:
                 self._master = cached = (list_master(), self._clock())
                 with self._lock:
                     self._selected.clear()
@@ -126,6 +130,8 @@ class GlanceSync:
         self._master_error: GlanceSyncError | None = None
         self._selected: dict[str, list[Image]] = {}
         self.locks = RegionLocks(config.lock_dir, config.lock_timeout)
+        # A sync lists the master itself, whatever the cache holds (see CloudCache).
+        self.fresh_master = False
 
     # ------------------------------------------------------------------- facades
 
@@ -249,7 +255,9 @@ class GlanceSync:
                 if self._cache is None:
                     self._master, self._master_listed_at = self._list_master(), time.monotonic()
                 else:
-                    self._master, self._master_listed_at = self._cache.master(self._list_master)
+                    self._master, self._master_listed_at = self._cache.master(
+                        self._list_master, fresh=self.fresh_master
+                    )
             except RegionError as error:
                 self._master_error = RegionError(f"master region: {error}")
                 raise self._master_error from error

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from flask import Flask
@@ -17,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fiwareglancesync.app import taskstore
 from fiwareglancesync.app.extensions import db
+from fiwareglancesync.app.metrics import EXTENSION as METRICS
 from fiwareglancesync.app.models import FAILED, SYNCED
 from fiwareglancesync.engine import GlanceSync
 from fiwareglancesync.errors import explain
@@ -67,12 +69,16 @@ class SyncRunner:
                     target=self._heartbeat, args=(task_id, owner, stop), daemon=True
                 )
                 beat.start()
+                started = time.monotonic()
                 try:
                     status, message = self._sync(task_id, region)
                 finally:
                     stop.set()
                     beat.join()
                 self._record(task_id, owner, status, message)
+                metrics = self.app.extensions.get(METRICS)
+                if metrics is not None:
+                    metrics.observe_sync(region, status, time.monotonic() - started)
         finally:
             with self._lock:
                 self._threads.pop(task_id, None)
@@ -82,6 +88,7 @@ class SyncRunner:
         engine: GlanceSync | None = None
         try:
             engine = self.new_engine()
+            engine.fresh_master = True  # a sync never works from a cached listing
             result = engine.sync_region(RegionRef.parse(region))
         except Exception as error:
             explained = explain(error)

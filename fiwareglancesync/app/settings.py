@@ -86,7 +86,7 @@ class Settings:
     role: str = "admin"
     token_cache_seconds: float = 30.0
     # How long the master's listing is reused by the requests of a worker (0: never).
-    master_cache_seconds: float = 5.0
+    master_cache_seconds: float = 2.0
     task_lease_seconds: float = 60.0
     workers: int = 3
     threads: int = 4

@@ -94,4 +94,18 @@ def test_settings_refuse_a_negative_cache_time(tmp_path) -> None:
             {"GLANCESYNC_SETTINGS_FILE": str(path), "GLANCESYNCAPP_DATABASE_PATH": str(tmp_path)}
         )
     assert dataclasses.fields(Settings)  # the setting exists with its default
-    assert Settings().master_cache_seconds == 5.0
+    assert Settings().master_cache_seconds == 2.0
+
+
+def test_a_sync_lists_the_master_itself(tmp_path, master_listings) -> None:
+    from api_support import wait_for_task
+
+    client = client_for(tmp_path, 60)
+    with client.application.app_context():
+        import flask_migrate
+
+        flask_migrate.upgrade()
+    assert client.get("/regions/Leon", headers=ADMIN).status_code == 200
+    task = client.post("/regions/Leon", headers=ADMIN).get_json()["taskId"]
+    assert wait_for_task(client, "Leon", task)["status"] == "synced"
+    assert master_listings.count("Valladolid") == 2  # the status's, then the sync's own

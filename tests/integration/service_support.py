@@ -40,7 +40,13 @@ class ServiceError(RuntimeError):
 class LiveService:
     """``run.py gunicornserver -w 3`` in ``workdir``, for one test module."""
 
-    def __init__(self, cloud: Any, workdir: Path, lease_seconds: int = 6):
+    def __init__(
+        self,
+        cloud: Any,
+        workdir: Path,
+        lease_seconds: int = 6,
+        master_cache_seconds: float | None = None,
+    ):
         self.cloud = cloud
         self.workdir = workdir
         self.sync = CloudSync(cloud, workdir)
@@ -60,7 +66,12 @@ class LiveService:
             "USER_DOMAIN_NAME = Default\n"
             "[glancesync]\n"
             f"TASK_LEASE_SECONDS = {lease_seconds}\n"
-            "[gunicorn]\nLOGLEVEL = debug\n"
+            + (
+                ""
+                if master_cache_seconds is None
+                else f"MASTER_CACHE_SECONDS = {master_cache_seconds}\n"
+            )
+            + "[gunicorn]\nLOGLEVEL = debug\n"
         )
 
     def environ(self) -> dict[str, str]:

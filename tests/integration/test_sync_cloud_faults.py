@@ -35,7 +35,7 @@ def after_first_chunk(chunks: Iterator[bytes], action) -> Iterator[bytes]:
 
 def interrupting_uploads_to(region: str, action):
     def hook(facade, upload_region, image, data):
-        if upload_region != region:
+        if upload_region.name != region:
             return data
         return ImageData.from_stream(after_first_chunk(data.chunks(), action), image, data.source)
 
