@@ -26,7 +26,6 @@ from fiwareglancesync.app.config import ProductionConfig
 from fiwareglancesync.app.database import MIGRATIONS_DIR, configure_database
 from fiwareglancesync.app.errors import register_error_handlers
 from fiwareglancesync.app.extensions import db, migrate
-from fiwareglancesync.app.metrics import install as install_metrics
 from fiwareglancesync.app.models import Task
 from fiwareglancesync.app.runner import EngineFactory, SyncRunner
 from fiwareglancesync.app.settings import Settings, SettingsError, load_settings
@@ -152,6 +151,10 @@ def create_app(
     app.url_map.strict_slashes = True
     register_error_handlers(app)
     register_blueprints(app)
+    # Imported here, not at the top: prometheus_client must not be imported before
+    # run.py gunicornserver has set up the workers' multiprocess directory.
+    from fiwareglancesync.app.metrics import install as install_metrics
+
     install_metrics(app)
     app.shell_context_processor(lambda: {"db": db, "Task": Task})
     if not app.config.get("DATABASE_ONLY"):

@@ -177,6 +177,10 @@ def run_gunicorn(
     environ: Mapping[str, str],
     started_at: dt.datetime,
 ) -> int:
+    from fiwareglancesync.app.multiproc import prepare_multiprocess_directory
+
+    # Before the application (and prometheus_client) is imported: the workers' metrics.
+    prepare_multiprocess_directory()
     from fiwareglancesync.app import create_app
     from fiwareglancesync.app.extensions import db
     from fiwareglancesync.app.server import GunicornServer

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 from prometheus_client import (
@@ -29,9 +28,9 @@ from sqlalchemy import func, select
 
 from fiwareglancesync.app.extensions import db
 from fiwareglancesync.app.models import TASK_STATUSES, Task
+from fiwareglancesync.app.multiproc import METRICS_EXTENSION as EXTENSION
+from fiwareglancesync.app.multiproc import MULTIPROCESS_VARIABLE
 
-MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-EXTENSION = "glancesync-metrics"
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 5, 10, 30)
 SYNC_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 
@@ -134,11 +133,3 @@ def mark_worker_dead(pid: int) -> None:
     """gunicorn's child_exit: a dead worker's live gauges must not count any more."""
     if multiprocess_mode():
         multiprocess.mark_process_dead(pid)
-
-
-def prepared_directory(path: str) -> dict[str, Any]:
-    """Empty the multiprocess directory of a previous server (it is ours: we made it)."""
-    for name in os.listdir(path):
-        if name.endswith(".db"):
-            os.unlink(os.path.join(path, name))
-    return {MULTIPROCESS_VARIABLE: path}

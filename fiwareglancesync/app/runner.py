@@ -18,8 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fiwareglancesync.app import taskstore
 from fiwareglancesync.app.extensions import db
-from fiwareglancesync.app.metrics import EXTENSION as METRICS
 from fiwareglancesync.app.models import FAILED, SYNCED
+from fiwareglancesync.app.multiproc import METRICS_EXTENSION as METRICS
 from fiwareglancesync.engine import GlanceSync
 from fiwareglancesync.errors import explain
 from fiwareglancesync.region import RegionRef

@@ -15,6 +15,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from fiwareglancesync.app import taskstore
+from fiwareglancesync.app.metrics import mark_worker_dead
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +49,18 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             if key in self.cfg.settings and value is not None:
                 self.cfg.set(key, value)
         self.cfg.set("worker_exit", _worker_exit)
+        self.cfg.set("child_exit", _child_exit)
 
     def load(self) -> Flask:
         # Runs in the worker process, after the fork.
         self.flask_app = self.app_factory()
         on_start(self.flask_app)
         return self.flask_app
+
+
+def _child_exit(_server: Any, worker: Any) -> None:
+    """In the master: a worker that ended no longer counts in /metrics' live figures."""
+    mark_worker_dead(worker.pid)
 
 
 def _worker_exit(_server: Any, worker: Any) -> None:

@@ -67,3 +67,16 @@ def test_no_import_circle_in_the_service() -> None:
 def test_the_service_command_takes_no_time_stamp_on_import() -> None:
     stamps = [name for name, value in vars(service_cli).items() if isinstance(value, dt.datetime)]
     assert stamps == []
+
+
+def test_run_py_imports_no_prometheus_client_before_gunicorn_starts() -> None:
+    """prometheus_client chooses, at its first import, whether the workers' figures go to
+    the multiprocess directory: run.py must set that up before anything imports it."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, fiwareglancesync.app.cli, fiwareglancesync.app;"
+        "sys.exit('prometheus_client' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0

@@ -55,3 +55,7 @@ def faulty_cloud(cloud: TestCloud) -> Iterator[TestCloud]:
         yield cloud
     finally:
         cloud.reset_faults()
+
+
+# The status page served by the service is looked at in the same Chromium as sync.py's.
+from tests.browser.conftest import artifacts, browser  # noqa: E402, F401

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 from service_support import WAIT, LiveService, alive, owner_pid
 from sync_cloud_support import md5, payload
 
@@ -246,3 +247,79 @@ def test_the_log_holds_no_token_or_password(service: LiveService, admin: str) ->
     assert admin not in text
     assert service.cloud.keystones["A"].admin_password not in text
     assert Path(service.log).exists()
+
+
+def test_the_status_report_and_page_with_real_tokens(fresh: LiveService, admin: str) -> None:
+    name = unique("matrix")
+    fresh.sync.add_image("Master", name, payload(name))
+    assert fresh.call("GET", "/status.json", None).status_code == 401
+    report = fresh.call("GET", "/status.json", admin)
+    assert report.status_code == 200
+    regions = {region["region"]: region for region in report.json()["regions"]}
+    assert set(regions) == {"RegionA", "RegionB", "other:RegionC"}
+    for region in regions.values():
+        assert region["ok"] is True
+        assert [(i["name"], i["status"]) for i in region["images"]] == [(name, "pending_upload")]
+    page = fresh.call("GET", "/status", admin)
+    assert (page.status_code, page.headers["Content-Type"].split(";")[0]) == (200, "text/html")
+    assert f'data-name="{name}"' in page.text and "pending_upload" in page.text
+
+
+def test_a_region_that_fails_shows_which_service_without_urls(
+    fresh: LiveService, admin: str
+) -> None:
+    fresh.cloud.kill_glance("RegionB")
+    regions = {r["region"]: r for r in fresh.call("GET", "/status.json", admin).json()["regions"]}
+    assert regions["RegionB"]["ok"] is False
+    assert (
+        regions["RegionB"]["error"] == "the image service (Glance) of region RegionB is unavailable"
+    )
+    assert "127.0.0.1" not in str(regions) and regions["RegionA"]["ok"] is True
+
+
+def test_metrics_add_up_the_workers(service: LiveService, admin: str) -> None:
+    def total() -> float:
+        text = requests.get(f"{service.url}/metrics", timeout=30).text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "glancesync_http_requests_total"
+            and sample.labels == {"endpoint": "/regions/<region>", "method": "GET", "code": "200"}
+        )
+
+    before = total()
+    for _ in range(30):  # spread over the three workers by the kernel
+        assert service.call("GET", "/regions/RegionA", admin).status_code == 200
+    scrapes = [total() for _ in range(6)]
+    # Whichever worker answers the scrape, it reports every worker's requests.
+    assert scrapes == [before + 30] * 6
+
+
+def test_the_served_page_in_a_browser(
+    fresh: LiveService, admin: str, browser, artifacts, tmp_path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    names = [unique("page-a"), unique("page-b")]
+    for name in names:
+        fresh.sync.add_image("Master", name, payload(name))
+    fresh.sync.add_image("RegionA", names[0], payload(names[0]))  # already there: ok
+    # The page needs a token, which a browser cannot add to a plain visit: fetch it as
+    # a portal would, and show what the service answered.
+    page = tmp_path / "served.html"
+    page.write_text(fresh.call("GET", "/status", admin).text, encoding="utf-8")
+    browser.get(page.as_uri())
+    rows = {
+        row.get_attribute("data-name"): [
+            cell.get_attribute("data-status") for cell in row.find_elements(By.TAG_NAME, "td")
+        ]
+        for row in browser.find_elements(By.CSS_SELECTOR, "table.matrix tbody tr")
+    }
+    headers = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "table.matrix th.region")]
+    assert sorted(headers) == ["RegionA", "RegionB", "other:RegionC"]
+    a = headers.index("RegionA")
+    assert rows[names[0]][a] == "ok" and rows[names[1]][a] == "pending_upload"
+    counts = browser.find_element(By.CSS_SELECTOR, 'table.counts tr[data-region="RegionA"]')
+    assert counts.find_element(By.CSS_SELECTOR, 'td[data-status="ok"]').text == "1"
+    browser.save_screenshot(str(artifacts / "status-page-served.png"))
