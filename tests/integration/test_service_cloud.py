@@ -135,14 +135,15 @@ def test_a_failing_sync_ends_failed_with_its_message(fresh: LiveService, admin: 
     good, bad = payload(name, 1024 * 1024), payload("other bytes", 1024 * 1024)
     master = fresh.sync.add_image("Master", name, good)
     path = fresh.sync.write_image_file(master["id"], bad)  # images_dir has the wrong data
+    # RegionC is in another Keystone: it cannot glance-download, so the file is sent.
     try:
-        task_id = fresh.call("POST", "/regions/RegionA", admin).json()["taskId"]
-        task = fresh.wait_task("RegionA", task_id, admin)
+        task_id = fresh.call("POST", "/regions/other:RegionC", admin).json()["taskId"]
+        task = fresh.wait_task("other:RegionC", task_id, admin)
     finally:
         path.unlink()
     assert task["status"] == "failed"
     assert "checksum" in task["message"]
-    assert fresh.sync.named("RegionA", name) == []  # nothing half-made left behind
+    assert fresh.sync.named("RegionC", name) == []  # nothing half-made left behind
 
 
 def test_an_unreachable_glance_is_503_and_fails_the_sync(fresh: LiveService, admin: str) -> None:
@@ -160,6 +161,10 @@ def test_a_target_whose_keystone_is_down_fails_alone(fresh: LiveService, admin: 
     name = unique("alone")
     fresh.sync.add_image("Master", name, payload(name))
     fresh.cloud.stop_keystone("B")
+    # The service may hold a token of Keystone B from an earlier test, and RegionC's Glance
+    # may have it in its validation cache: a restart empties that cache, so the token can
+    # no longer be checked and the target is really cut off.
+    fresh.cloud.restart_glance("RegionC")
     down = fresh.call("GET", "/regions/other:RegionC", admin)
     assert down.status_code == 503
     assert down.json()["error"]["message"] == "Service unavailable"
