@@ -67,6 +67,10 @@ class Image:
     min_disk: int = 0
     min_ram: int = 0
     hidden: bool = False
+    # Glance's strong hash (os_hash_algo, os_hash_value): the master's is the reference a
+    # copy is verified with. Not in a backup row; an image read from one has none.
+    os_hash_algo: str | None = None
+    os_hash_value: str | None = None
 
     def copy(self, **changes: Any) -> Image:
         """A copy with its own properties dict, so callers can change it safely."""

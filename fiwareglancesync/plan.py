@@ -11,9 +11,19 @@ import io
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from fiwareglancesync.actions import (
+    RENAME,
+    REPLACE,
+    UPLOAD,
+    Action,
+    Desired,
+    ObsoleteUpdate,
+    Transfer,
+    UpdateMetadata,
+)
 from fiwareglancesync.config import TargetConfig
 from fiwareglancesync.image import AMI_PROPERTIES, Image, gc_paused, same_owner, write_rows
 from fiwareglancesync.region import RegionRef
@@ -74,35 +84,35 @@ class ImageStatus:
         return out.getvalue()[:-1]
 
 
-@dataclass(frozen=True)
-class ObsoleteUpdate:
-    """A regional image to rename to ``X_obsolete`` or to keep in step with it."""
-
-    current: Image
-    desired: Image
-
-
 @dataclass
 class RegionPlan:
+    """What a region needs: every image's status, and the actions, in the order they run.
+
+    Order: obsolete updates; metadata updates; transfers (ascending size, a kernel or
+    ramdisk before the images that need it); then the metadata of images that waited
+    for a kernel or ramdisk of this run (``pending_ami``).
+    """
+
     region: RegionRef
     statuses: list[ImageStatus]
-    transfers: list[ImageStatus]
-    obsolete_updates: list[ObsoleteUpdate]
+    actions: list[Action]
     notices: list[Notice]
-    regional_images: list[Image]
     master_images: list[Image]
-    metadata_set: frozenset[str] = field(default_factory=frozenset)
 
     def with_status(self, *statuses: str) -> list[ImageStatus]:
         return [entry for entry in self.statuses if entry.status in statuses]
 
     @property
+    def transfers(self) -> list[Transfer]:
+        return [action for action in self.actions if isinstance(action, Transfer)]
+
+    @property
+    def obsolete_updates(self) -> list[ObsoleteUpdate]:
+        return [action for action in self.actions if isinstance(action, ObsoleteUpdate)]
+
+    @property
     def is_synchronised(self) -> bool:
-        return not (
-            self.obsolete_updates
-            or self.transfers
-            or self.with_status(PENDING_METADATA, PENDING_AMI)
-        )
+        return not self.actions
 
 
 # --------------------------------------------------------------------------- master
@@ -299,16 +309,66 @@ class _Planner:
         transfers = _transfer_order(
             [s for s in statuses if s.status in TRANSFERS], self.master_by_id
         )
+        actions: list[Action] = [
+            *self._obsolete_updates(),
+            *(self._metadata_update(s) for s in statuses if s.status == PENDING_METADATA),
+            *(self._transfer(entry) for entry in transfers),
+            *(self._metadata_update(s, True) for s in statuses if s.status == PENDING_AMI),
+        ]
         return RegionPlan(
             region=self.region_name,
             statuses=statuses,
-            transfers=transfers,
-            obsolete_updates=self._obsolete_updates(),
+            actions=actions,
             notices=self.notices,
-            regional_images=self.regional_images,
             master_images=self.master_images,
-            metadata_set=self.target.metadata_set,
         )
+
+    # ------------------------------------------------------------------- actions
+
+    def _references(self, master: Image) -> dict[str, str | None]:
+        """The master's kernel and ramdisk, as the names of master images."""
+        found: dict[str, str | None] = {}
+        for prop in AMI_PROPERTIES:
+            wanted = master.user_properties.get(prop)
+            found[prop] = self._master_name(wanted) if wanted else None
+        return found
+
+    def _desired(self, master: Image, properties: dict[str, Any]) -> Desired:
+        references = self._references(master)
+        return Desired(
+            name=master.name,
+            is_public=master.is_public,
+            properties=properties,
+            kernel=references["kernel_id"],
+            ramdisk=references["ramdisk_id"],
+        )
+
+    def _metadata_update(self, entry: ImageStatus, after_transfers: bool = False) -> UpdateMetadata:
+        """The master's metadata on the regional copy; its other properties are kept."""
+        assert entry.regional is not None
+        master = entry.master
+        properties = dict(entry.regional.user_properties)
+        for key in self.target.metadata_set or master.user_properties.keys():
+            if key in AMI_PROPERTIES:
+                continue
+            if key in master.user_properties:
+                properties[key] = master.user_properties[key]
+            else:
+                properties.pop(key, None)
+        desired = self._desired(master, properties)
+        return UpdateMetadata(entry.regional, desired, after_transfers)
+
+    def _transfer(self, entry: ImageStatus) -> Transfer:
+        """A copy of the master image: its properties (those of metadata_set, if any)."""
+        master = entry.master
+        wanted = self.target.metadata_set
+        properties = {
+            key: value
+            for key, value in master.user_properties.items()
+            if (not wanted or key in wanted) and key not in AMI_PROPERTIES
+        }
+        mode = {PENDING_REPLACE: REPLACE, PENDING_RENAME: RENAME}.get(entry.status, UPLOAD)
+        return Transfer(master, self._desired(master, properties), mode, entry.regional)
 
     def _content(
         self, master: Image, regional: Image | None, notify: bool

@@ -79,6 +79,8 @@ def image_from_record(record: Mapping[str, Any], region: str) -> Image:
         min_disk=record.get("min_disk") or 0,
         min_ram=record.get("min_ram") or 0,
         hidden=bool(record.get("os_hidden")),
+        os_hash_algo=record.get("os_hash_algo") or None,
+        os_hash_value=record.get("os_hash_value") or None,
     )
 
 
@@ -86,6 +88,13 @@ def strong_hash(record: Mapping[str, Any]) -> tuple[str, str] | None:
     """``(os_hash_algo, os_hash_value)`` when Glance computed one."""
     algo, value = record.get("os_hash_algo"), record.get("os_hash_value")
     return (algo, value) if algo and value else None
+
+
+def expected_hash(image: Image) -> tuple[str, str] | None:
+    """The strong hash a copy of ``image`` must have, when Glance computed one for it."""
+    if image.os_hash_algo and image.os_hash_value:
+        return image.os_hash_algo, image.os_hash_value
+    return None
 
 
 def as_property_value(value: Any) -> str:
