@@ -73,6 +73,7 @@ def run_region(
                 statuses=result.statuses,
                 uploaded_bytes=result.uploaded_bytes,
                 uploaded_images=result.uploaded_images,
+                streamed_bytes=result.streamed_bytes,
             )
     except Exception as error:  # noqa: BLE001 - one region's failure, whatever it is
         outcome.ok = False
@@ -257,6 +258,7 @@ def _write_metrics(outcomes: list[Outcome], options: RunOptions, started: float,
             statuses=outcome.figures.get("statuses", {}),
             uploaded_bytes=outcome.figures.get("uploaded_bytes", 0),
             uploaded_images=outcome.figures.get("uploaded_images", 0),
+            streamed_bytes=outcome.figures.get("streamed_bytes", 0),
         )
         for outcome in outcomes
     ]

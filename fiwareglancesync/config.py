@@ -46,6 +46,8 @@ class Option:
     # Numbers only: the smallest and largest values accepted (both included).
     minimum: float | None = None
     maximum: float | None = None
+    # Kind "choice" only: the words accepted.
+    choices: tuple[str, ...] = ()
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -236,6 +238,32 @@ OPTIONS: tuple[Option, ...] = (
         maximum=MAX_SECONDS,
     ),
     Option(
+        "transfer",
+        "target",
+        "choice",
+        "auto",
+        "How master images get into the target's regions. 'glance-download': the "
+        "region's Glance pulls the image from the master region itself, and no image "
+        "byte goes through this host (the region must share the master's Keystone and "
+        "its Glance must list the method in GET /v2/info/import; if it cannot, the "
+        "region fails). 'stream': through this host, from the file in images_dir when "
+        "there is one, else from the master Glance. 'auto': glance-download where the "
+        "region can use it, else as 'stream'. A glance-download that fails falls back to "
+        "streaming, and the log says so.",
+        "stream",
+        choices=("auto", "stream", "glance-download"),
+    ),
+    Option(
+        "import_timeout",
+        "target",
+        "float",
+        1800,
+        "Seconds a glance-download import may take before GlanceSync gives up on it "
+        "and streams the image instead.",
+        minimum=1,
+        maximum=MAX_SECONDS,
+    ),
+    Option(
         "use_keystone_v3",
         "target",
         "bool",
@@ -288,6 +316,8 @@ class TargetConfig:
     support_obsolete_images: bool = default_of("support_obsolete_images")
     obsolete_syncprops: frozenset[str] = frozenset(default_of("obsolete_syncprops"))
     list_images_timeout: float = default_of("list_images_timeout")
+    transfer: str = default_of("transfer")
+    import_timeout: float = default_of("import_timeout")
 
 
 @dataclass(frozen=True)
@@ -437,9 +467,21 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 }
 
 
+def _parse_choice(option: Option) -> Callable[[str], Any]:
+    def parse(text: str) -> str:
+        word = text.strip().lower()
+        if word not in option.choices:
+            raise ValueError(f"{text.strip()!r} is not one of {', '.join(option.choices)}")
+        return word
+
+    return parse
+
+
 def _parser_of(option: Option) -> Callable[[str], Any]:
     if option.kind in ("int", "float"):
         return _parse_number(option)
+    if option.kind == "choice":
+        return _parse_choice(option)
     return _PARSERS[option.kind]
 
 
@@ -550,6 +592,8 @@ def _build_target(reader: _Reader, environ: Mapping[str, str]) -> TargetConfig |
             "only_tenant_images",
             "support_obsolete_images",
             "list_images_timeout",
+            "transfer",
+            "import_timeout",
         )
     }
     sets = {

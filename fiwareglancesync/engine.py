@@ -29,6 +29,7 @@ from fiwareglancesync.plan import (
 )
 from fiwareglancesync.region import RegionRef
 from fiwareglancesync.regionlock import RegionLocks
+from fiwareglancesync.transfers import RegionSender
 
 logger = logging.getLogger(__name__)
 
@@ -344,12 +345,34 @@ class GlanceSync:
         log_notices(plan.notices)
         return plan.statuses
 
+    def _image_file(self, master: Image) -> str:
+        return os.path.join(self.config.images_dir, master.id)
+
+    def has_file(self, master: Image) -> bool:
+        """Is there a copy of ``master`` in images_dir?"""
+        return os.path.isfile(self._image_file(master))
+
     def open_data(self, master: Image) -> ImageData:
         """Read a master image from images_dir when it is there, else from the master."""
-        path = os.path.join(self.config.images_dir, master.id)
-        if os.path.isfile(path):
-            return ImageData.from_file(path, master)
-        return self.facade(MASTER).download(RegionRef(MASTER, self.config.master_region), master)
+        if self.has_file(master):
+            return ImageData.from_file(self._image_file(master), master)
+        return self.facade(MASTER).download(self.master_ref, master)
+
+    @property
+    def master_ref(self) -> RegionRef:
+        return RegionRef(MASTER, self.config.master_region)
+
+    def sender(self, region: RegionRef) -> RegionSender:
+        """How master images get into ``region`` (see :mod:`transfers`)."""
+        return RegionSender(
+            region=region,
+            facade=self.facade(region.target),
+            target=self.config.targets[region.target],
+            master_target=self.config.master,
+            master_region=self.master_ref,
+            open_data=self.open_data,
+            has_file=self.has_file,
+        )
 
     def sync_region(self, region: RegionRef, dry_run: bool = False) -> RegionResult:
         """Plan and apply one region; raise RegionError if it cannot be completed.
@@ -368,7 +391,7 @@ class GlanceSync:
     def _plan_and_apply(self, region: RegionRef, dry_run: bool) -> RegionResult:
         plan = self.plan(region)
         log_notices(plan.notices)
-        return apply_plan(plan, self.facade(region.target), self.open_data, dry_run)
+        return apply_plan(plan, self.facade(region.target), self.sender(region), dry_run)
 
     def finish_region(self, region: RegionRef) -> None:
         """The region is done for this run: its facade may tidy up (the mock compacts)."""

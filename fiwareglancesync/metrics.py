@@ -36,6 +36,8 @@ REGION_GAUGES: dict[str, str] = {
     "images, run after run (Unix time; 0: none pending)",
     "uploaded_bytes": "Bytes the last run uploaded to the region",
     "uploaded_images": "Images the last run uploaded to the region",
+    "streamed_bytes": "Bytes of those uploads that went through this host (a "
+    "glance-download moves none)",
 }
 
 
@@ -49,6 +51,7 @@ class RegionFigures:
     statuses: dict[str, int] = field(default_factory=dict)
     uploaded_bytes: int = 0
     uploaded_images: int = 0
+    streamed_bytes: int = 0
 
 
 @dataclass
@@ -94,6 +97,7 @@ def _region_values(
         "region_pending_since_timestamp_seconds": since,
         "uploaded_bytes": figures.uploaded_bytes,
         "uploaded_images": figures.uploaded_images,
+        "streamed_bytes": figures.streamed_bytes,
     }
 
 

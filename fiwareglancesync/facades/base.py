@@ -29,12 +29,14 @@ Method = TypeVar("Method", bound=Callable[..., object])
 class ImageData:
     """The bytes of a master image, read lazily in chunks so memory stays bounded.
 
-    ``source`` says where they come from, for log and error messages.
+    ``source`` says where they come from, for log and error messages; ``bytes_read``
+    counts what went through this host, the bytes a resumed download read twice included.
     """
 
     size: int
     checksum: str | None
     source: str
+    bytes_read: int = field(default=0, init=False)
     _chunks: Iterator[bytes] | None = field(default=None, repr=False)
     _path: str | None = field(default=None, repr=False)
 
@@ -47,6 +49,11 @@ class ImageData:
         return cls(size=image.size, checksum=image.checksum, source=source, _chunks=chunks)
 
     def chunks(self) -> Iterator[bytes]:
+        for block in self._raw_chunks():
+            self.bytes_read += len(block)
+            yield block
+
+    def _raw_chunks(self) -> Iterator[bytes]:
         if self._path is not None:
             with open(self._path, "rb") as stream:
                 while block := stream.read(CHUNK_SIZE):
@@ -58,6 +65,19 @@ class ImageData:
         closer = getattr(self._chunks, "close", None)
         if closer is not None:
             closer()
+
+
+@dataclass(frozen=True)
+class ImportSource:
+    """Where a region's Glance pulls an image from: the master region, by image id.
+
+    ``image`` is the master's own record: its checksum and strong hash verify the copy.
+    """
+
+    region: RegionRef
+    image: Image
+    timeout: float  # seconds the import may take (the target's import_timeout)
+    method: str = "glance-download"
 
 
 class ChecksumMismatch(Exception):
@@ -131,6 +151,24 @@ class Facade(abc.ABC):
     @abc.abstractmethod
     def download(self, region: RegionRef, image: Image) -> ImageData:
         """The data of ``image`` (used to stream master images)."""
+
+    def import_methods(self, region: RegionRef) -> frozenset[str]:
+        """The import methods the region's image service offers (none by default)."""
+        return frozenset()
+
+    def import_image(
+        self,
+        region: RegionRef,
+        image: Image,
+        source: ImportSource,
+        fallback: Callable[[], ImageData],
+    ) -> Image:
+        """Create ``image`` in ``region`` and have the region pull its data from ``source``.
+
+        If the import fails or takes too long, log one line and send ``fallback()``'s
+        data instead. Only facades whose :meth:`import_methods` offer one implement it.
+        """
+        raise FacadeError(f"{type(self).__name__} cannot import images")
 
     def lock_key(self, region: RegionRef) -> str | None:
         """What identifies ``region`` across processes (None: nothing to lock)."""

@@ -30,24 +30,32 @@ from typing import Any, TypeVar
 import tenacity
 from glanceclient import exc as glance_exc
 from glanceclient.v2 import client as glance_client
+from keystoneauth1 import adapter as ks_adapter
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
 from fiwareglancesync.config import TargetConfig
 from fiwareglancesync.errors import FacadeError
 from fiwareglancesync.facades.base import (
-    CHUNK_SIZE,
     ChecksumMismatch,
     Facade,
     ImageData,
+    ImportSource,
     tagged,
+)
+from fiwareglancesync.facades.glance_import import (
+    ImportFailed,
+    import_failure,
+    import_progress,
+    import_request,
+    offered_import_methods,
 )
 from fiwareglancesync.facades.glance_model import (
     JSON_PATCH,
     create_request,
+    expected_hash,
     image_from_record,
     metadata_patch,
-    strong_hash,
     verification_problems,
 )
 from fiwareglancesync.facades.openstack_errors import (
@@ -55,13 +63,17 @@ from fiwareglancesync.facades.openstack_errors import (
     describe,
     describe_auth,
     is_transient,
+    status_of,
 )
 from fiwareglancesync.facades.transfer import (
     ChunkReader,
     GlanceStream,
+    ResumeImpossible,
     SourceError,
     closing_chunks,
     guarded_source,
+    range_start,
+    resumable_chunks,
     size_checked_chunks,
     verified_chunks_pipelined,
     with_progress,
@@ -78,13 +90,12 @@ HTTP_TIMEOUT = 120.0  # seconds of silence on an open connection before giving u
 RETRY_ATTEMPTS = 3
 PAGE_SIZE = 500
 DISCARD_SECONDS = 30.0  # how long to keep trying to delete a half-made image
+# An import is polled after IMPORT_POLL_FIRST seconds, then twice as long each time,
+# at most every IMPORT_POLL_MAX seconds: quick for small images, light for big ones.
+IMPORT_POLL_FIRST = 0.25
+IMPORT_POLL_MAX = 5.0
 # States of an image whose upload never finished (the client or the server died).
 UNFINISHED_STATUSES = frozenset({"queued", "saving", "importing", "uploading", "killed", "deleted"})
-
-# The strong hash Glance computed for each master image, by MD5 checksum. The engine
-# hands upload() a copy of the master image without it, and a file from images_dir
-# does not carry it either; the checksum is what both sides share.
-_strong_hashes: dict[str, tuple[str, str]] = {}
 
 
 class _TimedSession(ks_session.Session):
@@ -182,6 +193,7 @@ class GlanceFacade(Facade):
         self._clients: dict[tuple[str, bool], glance_client.Client] = {}
         self._endpoints: dict[str, str] | None = None
         self._project_id: str | None = None
+        self._import_methods: dict[str, frozenset[str]] = {}
 
     # ------------------------------------------------------------------- Keystone
 
@@ -297,13 +309,7 @@ class GlanceFacade(Facade):
             float(self.target.list_images_timeout),
             what,
         )
-        images = []
-        for record in records:
-            hashes = strong_hash(record)
-            if hashes and record.get("checksum"):
-                # The master is listed first in a run; a region never overrides it.
-                _strong_hashes.setdefault(record["checksum"], hashes)
-            images.append(image_from_record(record, where.fullname))
+        images = [image_from_record(record, where.fullname) for record in records]
         logger.debug("%s: %d images listed", region, len(images))
         return images
 
@@ -356,37 +362,228 @@ class GlanceFacade(Facade):
         if response.status_code == 204:
             response.close()
             raise FacadeError(f"image {image.name} has no data in {region}")
-        chunks = guarded_source(response.iter_content(CHUNK_SIZE), source)
-        stream = GlanceStream.from_stream(closing_chunks(chunks, response.close), image, source)
-        stream.on_close = response.close  # also when the upload never started reading
+        current = [response]
+
+        def reopen(offset: int) -> Any:
+            current[0] = self._download_from(client, image, offset)
+            return current[0]
+
+        body = resumable_chunks(response, reopen, image.size, source, CLIENT_ERRORS)
+        chunks = guarded_source(body, source)
+        stream = GlanceStream.from_stream(
+            closing_chunks(chunks, lambda: current[0].close()), image, source
+        )
+        stream.on_close = lambda: current[0].close()  # also when no upload read it
         return stream
+
+    @staticmethod
+    def _download_from(client: glance_client.Client, image: Image, offset: int) -> Any:
+        """The rest of the image's data from byte ``offset`` (a Range request).
+
+        A response that is not the asked-for range cannot continue the upload: it is
+        refused rather than skipped through, which would move the bytes twice.
+        """
+        # Through keystoneauth's own request: glanceclient %-encodes header values, and
+        # Glance reads "bytes%3D10-" as no range at all (HTTP 416).
+        response = ks_adapter.Adapter.request(
+            client.http_client,
+            f"/v2/images/{image.id}/file",
+            "GET",
+            headers={"Range": f"bytes={offset}-"},
+            stream=True,
+            raise_exc=False,
+        )
+        start = range_start(response.headers.get("Content-Range"))
+        if response.status_code != 206 or start != offset:
+            response.close()
+            raise ResumeImpossible(
+                f"asked for the data of image {image.name} from byte {offset}, the "
+                f"master Glance answered HTTP {response.status_code} "
+                f"(Content-Range {response.headers.get('Content-Range')})"
+            )
+        return response
 
     @_keeps_the_promise
     def upload(self, where: RegionRef, image: Image, data: ImageData | None) -> Image:
         if data is None:
             raise FacadeError(f"no data to upload for image {image.name}")
-        region = where.name
-        client = self._client(region)
+        client = self._client(where.name)
         self._remove_unfinished(client, where, image.name)
+        return self._fill(client, where, self._create(client, image), image, data)
+
+    def _create(self, client: glance_client.Client, image: Image) -> str:
+        """Create the record of ``image`` with every field a copy has; return its id."""
         what = f"creating image {image.name}"
         try:
-            created = dict(
-                self._call(what, lambda: client.images.create(**create_request(image)), retry=False)
+            created = self._call(
+                what, lambda: client.images.create(**create_request(image)), retry=False
             )
         except TypeError as error:  # the schema refused a value
             raise FacadeError(f"{what}: {error}") from error
-        image_id = created["id"]
+        return str(created["id"])
+
+    def _fill(
+        self,
+        client: glance_client.Client,
+        where: RegionRef,
+        image_id: str,
+        image: Image,
+        data: ImageData,
+    ) -> Image:
+        """Send the data into the record ``image_id`` and verify it; discard it on failure."""
         try:
-            self._send(client, region, image_id, image, data)
+            self._send(client, where.name, image_id, image, data)
             record = self._get_verified(client, image_id, image, data)
         except BaseException as error:
             # Whatever happened (Ctrl-C included), no half-made image may stay behind.
-            self._discard(client, region, image_id, image.name)
+            self._discard(client, where.name, image_id, image.name)
             translated = self._transfer_error(error, image)
             if translated is error:
                 raise
             raise translated from error
         return image_from_record(record, where.fullname)
+
+    # ------------------------------------------------------------------- imports
+
+    @_keeps_the_promise
+    def import_methods(self, where: RegionRef) -> frozenset[str]:
+        """What ``GET /v2/info/import`` lists; none when the Glance predates imports."""
+        if where.name not in self._import_methods:
+            client = self._client(where.name)
+            try:
+                _, info = self._call(
+                    "reading the import methods", client.http_client.get, "/v2/info/import"
+                )
+            except FacadeError as error:
+                if status_of(error.__cause__) not in (403, 404):
+                    raise
+                info = {}
+            self._import_methods[where.name] = offered_import_methods(info)
+        return self._import_methods[where.name]
+
+    @_keeps_the_promise
+    def import_image(
+        self,
+        where: RegionRef,
+        image: Image,
+        source: ImportSource,
+        fallback: Callable[[], ImageData],
+    ) -> Image:
+        """glance-download ``image`` from ``source``; stream ``fallback()`` if that fails."""
+        region = where.name
+        client = self._client(region)
+        self._remove_unfinished(client, where, image.name)
+        image_id = self._create(client, image)
+        began = time.monotonic()
+        try:
+            record = self._imported(client, image_id, image, source)
+        except ImportFailed as failure:
+            reuse = failure.reusable
+            logger.warning(
+                "%s: the %s of %s failed (%s); streaming it through this host instead, %s",
+                region,
+                source.method,
+                image.name,
+                failure.reason,
+                "into the same record" if reuse else "into a new record",
+            )
+        except BaseException as error:
+            self._discard(client, region, image_id, image.name)
+            translated = self._transfer_error(error, image)
+            if translated is error:
+                raise
+            raise translated from error
+        else:
+            logger.info(
+                "%s: %s imported by %s from %s in %.1f s",
+                region,
+                image.name,
+                source.method,
+                source.region.name,
+                time.monotonic() - began,
+            )
+            return image_from_record(record, where.fullname)
+        if reuse:
+            return self._fill(client, where, image_id, image, fallback())
+        self._discard(client, region, image_id, image.name)
+        return self._fill(client, where, self._create(client, image), image, fallback())
+
+    def _imported(
+        self, client: glance_client.Client, image_id: str, image: Image, source: ImportSource
+    ) -> dict[str, Any]:
+        """Start the import, wait for it, verify it, and give the copy exactly our metadata.
+
+        Raises :class:`ImportFailed` when the copy cannot be had this way.
+        """
+        self._start_import(client, image_id, image, source)
+        record = self._await_import(client, image_id, image, source)
+        problems = verification_problems(
+            record, source.image.size, source.image.checksum, expected_hash(source.image)
+        )
+        if problems:
+            raise ImportFailed(f"the copy failed verification: {'; '.join(problems)}", False)
+        # The import sets some properties of the source image itself (hw_*, os_distro...):
+        # put back exactly the ones this copy must have.
+        patch = metadata_patch(record, image)
+        if patch:
+            self._call(
+                f"updating the metadata of image {image.name}",
+                lambda: client.http_client.patch(
+                    f"/v2/images/{image_id}",
+                    headers={"Content-Type": JSON_PATCH},
+                    data=json.dumps(patch),
+                ),
+            )
+            record = self._call(f"reading back image {image.name}", self._get, client, image_id)
+        return record
+
+    def _start_import(
+        self, client: glance_client.Client, image_id: str, image: Image, source: ImportSource
+    ) -> None:
+        try:
+            client.http_client.post(f"/v2/images/{image_id}/import", data=import_request(source))
+        except CLIENT_ERRORS as error:
+            # Refused (an HTTP error): nothing started, the record can take the data.
+            # Otherwise it is unknown whether Glance started it: use a new record.
+            refused = status_of(error) is not None
+            raise ImportFailed(describe(error, "starting the import"), refused) from error
+
+    def _await_import(
+        self, client: glance_client.Client, image_id: str, image: Image, source: ImportSource
+    ) -> dict[str, Any]:
+        """Poll until the image is active; raise ImportFailed when it fails or times out."""
+        deadline = time.monotonic() + source.timeout
+        delay = IMPORT_POLL_FIRST
+        while True:
+            record = self._call(f"reading image {image.name}", self._get, client, image_id)
+            if record.get("status") == "active":
+                return record
+            tasks = self._import_tasks(client, image_id)
+            failure = import_failure(record, tasks)
+            if failure is not None:
+                raise ImportFailed(*failure)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ImportFailed(
+                    f"not finished after import_timeout ({source.timeout:g} s), "
+                    f"{import_progress(record, tasks)}",
+                    False,
+                )
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, IMPORT_POLL_MAX)
+
+    def _import_tasks(self, client: glance_client.Client, image_id: str) -> list[dict[str, Any]]:
+        """The image's import tasks (Images API 2.12); none where Glance does not say."""
+        try:
+            _, body = self._call(
+                "reading the import tasks", client.http_client.get, f"/v2/images/{image_id}/tasks"
+            )
+        except FacadeError as error:
+            if status_of(error.__cause__) in (403, 404):
+                return []
+            raise
+        tasks = body.get("tasks") if isinstance(body, dict) else None
+        return [task for task in tasks or [] if isinstance(task, dict)]
 
     def _send(
         self,
@@ -414,8 +611,7 @@ class GlanceFacade(Facade):
         self, client: glance_client.Client, image_id: str, image: Image, data: ImageData
     ) -> dict[str, Any]:
         record = self._call(f"reading back image {image.name}", self._get, client, image_id)
-        expected = _strong_hashes.get(data.checksum or "")
-        problems = verification_problems(record, data.size, data.checksum, expected)
+        problems = verification_problems(record, data.size, data.checksum, expected_hash(image))
         if problems:
             raise FacadeError(f"image {image.name} failed verification: {'; '.join(problems)}")
         return record

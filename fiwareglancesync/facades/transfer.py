@@ -10,18 +10,28 @@ import collections
 import concurrent.futures
 import hashlib
 import io
+import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from tqdm import tqdm
 
-from fiwareglancesync.facades.base import ChecksumMismatch, ImageData, check_checksum
+from fiwareglancesync.facades.base import CHUNK_SIZE, ChecksumMismatch, ImageData, check_checksum
+
+logger = logging.getLogger(__name__)
 
 # Chunks hashed ahead of the one being sent; bounds the memory the pipeline holds.
 HASH_AHEAD = 2
+# A master download that breaks is reopened from the byte reached this many times per
+# image at most, waiting RESUME_PAUSE seconds before the first reopening, twice as long
+# before each next one (at most RESUME_PAUSE_MAX).
+RESUME_ATTEMPTS = 5
+RESUME_PAUSE = 1.0
+RESUME_PAUSE_MAX = 8.0
 
 
 class SourceError(Exception):
@@ -31,6 +41,87 @@ class SourceError(Exception):
     ``requests`` error) are re-raised as this, so that the HTTP stack of the *upload*
     does not mistake them for a failure of the upload connection.
     """
+
+
+class ResumeImpossible(SourceError):
+    """The source cannot serve the rest of the data from a given byte (no Range support)."""
+
+
+class StreamedBody(Protocol):
+    """What :func:`resumable_chunks` needs of an HTTP response (``requests.Response``)."""
+
+    def iter_content(self, chunk_size: int) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+def resumable_chunks(
+    first: StreamedBody,
+    reopen: Callable[[int], StreamedBody],
+    size: int,
+    source: str,
+    broken: tuple[type[BaseException], ...],
+    *,
+    attempts: int | None = None,
+    sleep: Callable[[float], Any] = time.sleep,
+) -> Iterator[bytes]:
+    """Yield the body of ``first``; when it breaks, ``reopen`` it from the byte reached.
+
+    ``broken``: the exceptions that mean the connection broke (or could not be reopened),
+    as opposed to bugs. ``reopen(offset)`` returns the rest of the data from ``offset``
+    (an HTTP ``Range`` request) or raises :class:`ResumeImpossible`. At most ``attempts``
+    reopenings per image, with a growing pause; a body that ends short of ``size``
+    counts as broken too. The consumer still checks the whole: the length on the way
+    and the checksum once the upload is done.
+    """
+    attempts = RESUME_ATTEMPTS if attempts is None else attempts
+    received, resumed = 0, 0
+    response: StreamedBody | None = first
+    while True:
+        try:
+            if response is None:
+                response = reopen(received)
+            for block in response.iter_content(CHUNK_SIZE):
+                received += len(block)
+                yield block
+            if not size or received >= size:
+                return
+            cut: BaseException = SourceError(f"the connection closed after {received} bytes")
+        except ResumeImpossible:
+            raise
+        except broken as error:
+            cut = error
+        finally:
+            if response is not None:
+                response.close()
+            response = None
+        if resumed >= attempts:
+            raise SourceError(
+                f"reading {source} broke at byte {received} of {size}, "
+                f"{resumed} resumed downloads later: {cut}"
+            ) from cut
+        resumed += 1
+        logger.warning(
+            "reading %s broke at byte %d of %d (%s); resuming from there (%d of %d)",
+            source,
+            received,
+            size,
+            " ".join(str(cut).split()) or type(cut).__name__,
+            resumed,
+            attempts,
+        )
+        sleep(min(RESUME_PAUSE * 2 ** (resumed - 1), RESUME_PAUSE_MAX))
+
+
+def range_start(content_range: str | None) -> int | None:
+    """The first byte of a ``Content-Range: bytes FIRST-LAST/SIZE`` header, if valid."""
+    if not content_range:
+        return None
+    unit, _, rest = content_range.strip().partition(" ")
+    first, dash, _ = rest.partition("-")
+    if unit.lower() != "bytes" or not dash or not first.strip().isdigit():
+        return None
+    return int(first)
 
 
 class ChunkReader:

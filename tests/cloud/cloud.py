@@ -149,7 +149,73 @@ def _keystone_b() -> KeystoneServer:
 
 
 # ---------------------------------------------------------------------------------------------
-# A switchable TCP proxy, so that a test can make one Glance "accept but never answer".
+# A switchable TCP proxy, so that a test can make one Glance "accept but never answer", or
+# break its image downloads half-way.
+
+
+@dataclass
+class DownloadCut:
+    after: int  # bytes of response let through
+    times: int | None  # how many downloads still to cut (None: all)
+
+
+@dataclass
+class ProxiedDownload:
+    """One ``GET /v2/images/{id}/file`` that went through a proxy."""
+
+    image_id: str
+    range: str | None  # the Range header, if any
+    agent: str
+    cut_after: int | None = None
+
+    @classmethod
+    def parse(cls, request: bytes) -> ProxiedDownload | None:
+        head = request.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+        lines = head.split("\r\n")
+        parts = lines[0].split()
+        if len(parts) < 2 or parts[0] != "GET":
+            return None
+        path = parts[1].split("?", 1)[0].rstrip("/").split("/")
+        if len(path) != 5 or path[1:3] != ["v2", "images"] or path[4] != "file":
+            return None
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return cls(path[3], headers.get("range"), headers.get("user-agent", ""))
+
+
+@dataclass(frozen=True)
+class LoggedDownload:
+    """One ``GET /v2/images/{id}/file`` line of a Glance's request log."""
+
+    image_id: str
+    status: int
+    size: int
+    agent: str
+
+    @property
+    def by_sync_host(self) -> bool:
+        # GlanceSync speaks through glanceclient and keystoneauth; a Glance doing a
+        # glance-download uses urllib.
+        return "glanceclient" in self.agent or "keystoneauth" in self.agent
+
+    @classmethod
+    def parse(cls, line: str) -> LoggedDownload | None:
+        # 127.0.0.1 "GET /v2/images/ID/file" 200 1048576 "agent"
+        pieces = line.split('"')
+        if len(pieces) < 5:
+            return None
+        request, numbers, agent = pieces[1].split(), pieces[2].split(), pieces[3]
+        if len(request) != 2 or request[0] != "GET" or len(numbers) != 2:
+            return None
+        path = request[1].split("?", 1)[0].rstrip("/").split("/")
+        if len(path) != 5 or path[1:3] != ["v2", "images"] or path[4] != "file":
+            return None
+        try:
+            return cls(path[3], int(numbers[0]), int(numbers[1]), agent)
+        except ValueError:
+            return None
 
 
 class HangingProxy:
@@ -166,6 +232,8 @@ class HangingProxy:
         self._listener = socket.create_server((LOOPBACK, 0))
         self.port: int = self._listener.getsockname()[1]
         self._hanging = False
+        self._cut: DownloadCut | None = None
+        self.downloads: list[ProxiedDownload] = []  # image data GETs seen, in order
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
@@ -187,6 +255,29 @@ class HangingProxy:
     def set_hanging(self, hanging: bool) -> None:
         self._hanging = hanging
         self._cut_open_connections()
+
+    def cut_downloads(self, after: int, times: int | None = 1) -> None:
+        """Break the next ``times`` image downloads (every one: None) after ``after`` bytes
+        of response, headers included, as a network that drops connections would."""
+        self._cut = DownloadCut(after, times)
+
+    def stop_cutting(self) -> None:
+        self._cut = None
+
+    def _cut_for(self, request: bytes) -> int | None:
+        """Bytes of response to let through for this request (None: all of them)."""
+        download = ProxiedDownload.parse(request)
+        if download is None:
+            return None
+        with self._lock:
+            self.downloads.append(download)
+            cut = self._cut
+            if cut is None or cut.times == 0:
+                return None
+            if cut.times is not None:
+                cut.times -= 1
+            download.cut_after = cut.after
+            return cut.after
 
     def close(self) -> None:
         if self._closed.is_set():
@@ -227,17 +318,30 @@ class HangingProxy:
             return
         backend.settimeout(None)
         self._track(backend)
+        # The request line and headers come first, in one segment on loopback: they say
+        # whether this is an image download that should be cut.
+        try:
+            request = client.recv(65536)
+            backend.sendall(request)
+        except OSError:
+            request = b""
+        limit = self._cut_for(request)
         upstream = threading.Thread(target=self._pump, args=(client, backend), daemon=True)
         upstream.start()
-        self._pump(backend, client)
+        self._pump(backend, client, limit)
         upstream.join()
         self._release(client)
         self._release(backend)
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, limit: int | None = None) -> None:
+        sent = 0
         try:
             while data := source.recv(262144):
+                if limit is not None and sent + len(data) >= limit:
+                    sink.sendall(data[: limit - sent])
+                    raise OSError("cut on purpose")
                 sink.sendall(data)
+                sent += len(data)
             sink.shutdown(socket.SHUT_WR)
         except OSError:
             # One side broke: break both, so the pump of the other direction ends too.
@@ -459,6 +563,9 @@ def _uwsgi_ini(port: int, module: str, threads: int) -> str:
         # http-socket closes the connection after each response without saying so; clients
         # that reuse the connection then race the close and get "connection reset".
         "add-header": "Connection: close",
+        # Who asked for what: the sync host's requests say python-glanceclient, those of
+        # a Glance importing from another one say Python-urllib.
+        "log-format": '%(addr) "%(method) %(uri)" %(status) %(size) "%(uagent)"',
         "reload-mercy": 5,
         "worker-reload-mercy": 5,
         "ignore-sigpipe": "true",
@@ -490,7 +597,7 @@ class TestCloud:
         workdir: Path | str,
         venv: Path | str,
         *,
-        proxied_regions: Iterable[str] = ("RegionB",),
+        proxied_regions: Iterable[str] = ("RegionB", MASTER_REGION),
     ) -> None:
         """``proxied_regions``: regions whose catalog endpoint is a :class:`HangingProxy`.
 
@@ -983,6 +1090,28 @@ class TestCloud:
     def keystone_running(self, name: str) -> bool:
         return self._children[f"keystone-{name}"].running()
 
+    def file_downloads(self, region: str) -> list[LoggedDownload]:
+        """The image downloads a region's Glance served so far, from its request log."""
+        found = []
+        for line in self.log_path(f"glance-{region}").read_text(errors="replace").splitlines():
+            logged = LoggedDownload.parse(line)
+            if logged is not None:
+                found.append(logged)
+        return found
+
+    def cut_downloads(self, region: str, after: int, times: int | None = 1) -> None:
+        """Break a proxied region's next ``times`` image downloads after ``after`` bytes."""
+        self._proxy(region).cut_downloads(after, times)
+
+    def proxied_downloads(self, region: str) -> list[ProxiedDownload]:
+        return list(self._proxy(region).downloads)
+
+    def _proxy(self, region: str) -> HangingProxy:
+        proxy = self.glances[region].proxy
+        if proxy is None:
+            raise ValueError(f"{region} has no proxy; proxied regions: {self._proxied}")
+        return proxy
+
     def hang_glance(self, region: str, hanging: bool = True) -> None:
         """Make a proxied region's Glance accept connections but never answer (or undo it)."""
         proxy = self.glances[region].proxy
@@ -999,11 +1128,13 @@ class TestCloud:
             self.hang_glance(region, False)
 
     def reset_faults(self) -> None:
-        """Undo every injected fault: stop hanging, start stopped Keystones and Glances."""
+        """Undo every injected fault: stop hanging and cutting, start stopped servers."""
         for name in self.keystones:
             if not self.keystone_running(name):
                 self.start_keystone(name)
         for region, glance in self.glances.items():
+            if glance.proxy:
+                glance.proxy.stop_cutting()
             if glance.proxy and glance.proxy.hanging:
                 glance.proxy.set_hanging(False)
             if not self.glance_running(region):

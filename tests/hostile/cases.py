@@ -116,6 +116,8 @@ CASES: tuple[Case, ...] = (
     ),
     config("timeout nan", GOOD_CONFIG + "list_images_timeout = nan\n", "is not a finite number"),
     config("timeout inf", GOOD_CONFIG + "list_images_timeout = 1e400\n", "is not a finite number"),
+    config("transfer unknown", GOOD_CONFIG + "transfer = carrier-pigeon\n", "is not one of auto"),
+    config("import timeout zero", GOOD_CONFIG + "import_timeout = 0\n", "is too small"),
     config("lock timeout years", "[main]\nlock_timeout = 1e12\n" + GOOD_CONFIG[7:], "is too big"),
     config(
         "duplicate section", GOOD_CONFIG + "[master]\nuser = x\n", "section [master] appears twice"

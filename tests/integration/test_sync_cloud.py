@@ -324,6 +324,7 @@ def test_data_comes_from_images_dir_or_streams_from_the_master(sync):
     file_image = sync.add_image("Master", "src-file", from_file)
     stream_image = sync.add_image("Master", "src-stream", streamed)
     path = sync.write_image_file(file_image["id"], from_file)
+    sync.write_config(master={"transfer": "stream"})  # RegionA would glance-download
 
     run = sync.run("--debug", "RegionA", "other:RegionC")
     assert run.status == 0, run.out
@@ -377,6 +378,7 @@ def test_openstack_variables_alone_are_enough(sync):
 
 def test_a_progress_bar_on_a_terminal_and_only_there(sync):
     sync.add_image("Master", "bar-img", payload("bar", 3 * 1024 * 1024))
+    sync.write_config(master={"transfer": "stream"})  # a bar shows bytes through this host
     env = environment_without_openstack() | sync.environ()
     controller, terminal = pty.openpty()
     script = Path(__file__).resolve().parents[2] / "sync.py"

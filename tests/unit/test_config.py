@@ -50,6 +50,8 @@ support_obsolete_images = False
 obsolete_syncprops = sdc_aware
 dontupdate = c1, c2
 rename = c3
+transfer = Glance-Download
+import_timeout = 600
 """
 
 
@@ -88,6 +90,8 @@ def test_every_option_is_read_and_typed():
     assert other.dontupdate == {"c1", "c2"} and other.rename == {"c3"}
     assert other.metadata_set == {"nid", "type", "sdc_aware"}  # from [DEFAULT]
     assert "\\" not in other.metadata_condition.text
+    assert (master.transfer, master.import_timeout) == ("auto", 1800.0)
+    assert (other.transfer, other.import_timeout) == ("glance-download", 600.0)
 
 
 def test_the_typed_objects_default_to_the_option_table():

@@ -1,0 +1,116 @@
+"""How a master image gets into a region: the transfer method, chosen per upload.
+
+``glance-download``
+    The region's Glance pulls the image from the master region itself (an image import,
+    Glance 2023.1 and later): no image byte goes through this host. Possible where the
+    region is in the master's Keystone (the import uses the caller's token to find and
+    read the master region) and its Glance lists the method in ``GET /v2/info/import``.
+``file``
+    The copy of the image in ``images_dir`` (a file named by its master UUID) is sent.
+``stream``
+    The master Glance's download is piped into the region's upload, chunk by chunk.
+
+A target's ``transfer`` option says which may be used: ``auto`` (the default) takes
+glance-download where the region can use it, else a file, else a stream; ``stream``
+never imports; ``glance-download`` insists, and a region that cannot use it fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fiwareglancesync.config import TargetConfig
+from fiwareglancesync.errors import RegionError
+from fiwareglancesync.facades.base import Facade, ImageData, ImportSource
+from fiwareglancesync.facades.glance_import import GLANCE_DOWNLOAD
+from fiwareglancesync.image import Image
+from fiwareglancesync.region import RegionRef
+
+logger = logging.getLogger(__name__)
+
+AUTO = "auto"
+STREAM = "stream"
+FILE = "file"
+METHODS = (GLANCE_DOWNLOAD, FILE, STREAM)
+
+DataOpener = Callable[[Image], ImageData]
+FileFinder = Callable[[Image], bool]
+
+
+def same_keystone(target: TargetConfig, master: TargetConfig) -> bool:
+    """Do both targets authenticate against the same Keystone (so share its catalog)?"""
+    return _keystone(target) == _keystone(master)
+
+
+def _keystone(target: TargetConfig) -> str:
+    return target.credential.auth_url.strip().rstrip("/").lower()
+
+
+@dataclass
+class RegionSender:
+    """Sends the master images one region needs, by the method its target allows.
+
+    ``open_data`` reads a master image from images_dir or the master Glance, ``has_file``
+    says whether images_dir has it. ``streamed_bytes`` counts what went through this
+    host: the bytes read from a file or from the master, re-read ones included.
+    """
+
+    region: RegionRef
+    facade: Facade
+    target: TargetConfig
+    master_target: TargetConfig
+    master_region: RegionRef
+    open_data: DataOpener
+    has_file: FileFinder
+    streamed_bytes: int = 0
+    _server_side: tuple[bool, str] | None = field(default=None, repr=False)
+
+    def method(self, master: Image) -> str:
+        """The method ``master`` goes by; RegionError if glance-download is forced in vain."""
+        wanted = self.target.transfer
+        if wanted != STREAM:
+            possible, reason = self._can_glance_download()
+            if possible:
+                return GLANCE_DOWNLOAD
+            if wanted == GLANCE_DOWNLOAD:
+                raise RegionError(
+                    f"{self.target.name}.transfer is glance-download, but {self.region} "
+                    f"cannot use it: {reason}"
+                )
+        return FILE if self.has_file(master) else STREAM
+
+    def _can_glance_download(self) -> tuple[bool, str]:
+        """Whether the region's Glance can pull from the master region, and if not why."""
+        if self._server_side is None:
+            self._server_side = self._ask_glance_download()
+        return self._server_side
+
+    def _ask_glance_download(self) -> tuple[bool, str]:
+        if not same_keystone(self.target, self.master_target):
+            return False, "it is not in the master's Keystone"
+        methods = self.facade.import_methods(self.region)
+        if GLANCE_DOWNLOAD not in methods:
+            offered = ", ".join(sorted(methods)) or "none"
+            return False, f"its Glance does not offer glance-download (it offers: {offered})"
+        return True, ""
+
+    def send(self, master: Image, wanted: Image) -> Image:
+        """Copy ``master`` into the region as ``wanted`` (name, visibility, properties)."""
+        method = self.method(master)
+        opened: list[ImageData] = []
+
+        def open_data() -> ImageData:
+            opened.append(self.open_data(master))
+            return opened[-1]
+
+        try:
+            if method == GLANCE_DOWNLOAD:
+                source = ImportSource(self.master_region, master, self.target.import_timeout)
+                return self.facade.import_image(self.region, wanted, source, open_data)
+            return self.facade.upload(self.region, wanted, open_data())
+        finally:
+            for data in opened:
+                self.streamed_bytes += data.bytes_read
+                data.close()
