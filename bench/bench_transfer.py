@@ -95,6 +95,9 @@ max_children = 3
 
 [master]
 credential = {a.admin_user},{password},{a.auth_url},{a.admin_project}
+# What is measured here is data through this host (bench_server_side.py compares
+# glance-download).
+transfer = stream
 
 [other]
 user = {b.admin_user}

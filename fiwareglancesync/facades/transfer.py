@@ -106,11 +106,25 @@ def resumable_chunks(
             source,
             received,
             size,
-            " ".join(str(cut).split()) or type(cut).__name__,
+            short_reason(cut),
             resumed,
             attempts,
         )
         sleep(min(RESUME_PAUSE * 2 ** (resumed - 1), RESUME_PAUSE_MAX))
+
+
+def short_reason(error: BaseException) -> str:
+    """The innermost message of a wrapped transport error, on one line.
+
+    requests wraps urllib3's ProtocolError, which carries a message and the exception it
+    stands for; their str() would print both, nested in tuples.
+    """
+    for _ in range(5):
+        if error.args and isinstance(error.args[0], BaseException):
+            error = error.args[0]
+    first = error.args[0] if error.args else None
+    text = first if isinstance(first, str) else str(error)
+    return " ".join(text.split()) or type(error).__name__
 
 
 def range_start(content_range: str | None) -> int | None:

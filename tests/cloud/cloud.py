@@ -129,14 +129,14 @@ class GlanceServer:
         return self.proxy.url if self.proxy else self.direct_url
 
 
-def _keystone_a() -> KeystoneServer:
+def _keystone_a(extra_regions: tuple[str, ...] = ()) -> KeystoneServer:
     users = [
         User("admin", "admin-a-secret", "admin", "admin"),
         User("user2", "user2-secret", "project2", "member"),
         User("member1", "member1-secret", "admin", "member"),
         User("glance", "glance-a-secret", "service", "service"),
     ]
-    regions = (MASTER_REGION, "RegionA", "RegionB")
+    regions = (MASTER_REGION, "RegionA", "RegionB", *extra_regions)
     return KeystoneServer("A", "master", regions, {u.name: u for u in users})
 
 
@@ -167,6 +167,7 @@ class ProxiedDownload:
     range: str | None  # the Range header, if any
     agent: str
     cut_after: int | None = None
+    sent: int = 0  # bytes of response passed on to the client, headers included
 
     @classmethod
     def parse(cls, request: bytes) -> ProxiedDownload | None:
@@ -264,20 +265,21 @@ class HangingProxy:
     def stop_cutting(self) -> None:
         self._cut = None
 
-    def _cut_for(self, request: bytes) -> int | None:
-        """Bytes of response to let through for this request (None: all of them)."""
+    def _cut_for(self, request: bytes) -> tuple[int | None, ProxiedDownload | None]:
+        """Bytes of response to let through for this request (None: all), and the
+        download it is, if it is one."""
         download = ProxiedDownload.parse(request)
         if download is None:
-            return None
+            return None, None
         with self._lock:
             self.downloads.append(download)
             cut = self._cut
             if cut is None or cut.times == 0:
-                return None
+                return None, download
             if cut.times is not None:
                 cut.times -= 1
             download.cut_after = cut.after
-            return cut.after
+            return cut.after, download
 
     def close(self) -> None:
         if self._closed.is_set():
@@ -325,20 +327,24 @@ class HangingProxy:
             backend.sendall(request)
         except OSError:
             request = b""
-        limit = self._cut_for(request)
+        limit, download = self._cut_for(request)
         upstream = threading.Thread(target=self._pump, args=(client, backend), daemon=True)
         upstream.start()
-        self._pump(backend, client, limit)
+        sent = self._pump(backend, client, limit)
+        if download is not None:
+            download.sent = sent
         upstream.join()
         self._release(client)
         self._release(backend)
 
-    def _pump(self, source: socket.socket, sink: socket.socket, limit: int | None = None) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, limit: int | None = None) -> int:
+        """Copy ``source`` to ``sink`` (at most ``limit`` bytes); return the bytes sent."""
         sent = 0
         try:
             while data := source.recv(262144):
                 if limit is not None and sent + len(data) >= limit:
                     sink.sendall(data[: limit - sent])
+                    sent = limit
                     raise OSError("cut on purpose")
                 sink.sendall(data)
                 sent += len(data)
@@ -348,6 +354,7 @@ class HangingProxy:
             for sock in (source, sink):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+        return sent
 
     def _track(self, sock: socket.socket) -> None:
         with self._lock:
@@ -598,15 +605,17 @@ class TestCloud:
         venv: Path | str,
         *,
         proxied_regions: Iterable[str] = ("RegionB", MASTER_REGION),
+        extra_master_regions: Iterable[str] = (),
     ) -> None:
         """``proxied_regions``: regions whose catalog endpoint is a :class:`HangingProxy`.
 
-        Only those can be made to hang. Not every region, because the proxy costs the
-        test process some CPU on every byte, which benchmarks would feel.
+        Only those can be made to hang or have their downloads cut. Not every region,
+        because the proxy costs the test process some CPU on every byte, which benchmarks
+        would feel. ``extra_master_regions``: more regions (and Glances) in Keystone A.
         """
         self.workdir = Path(workdir).resolve()
         self.venv = Path(venv).resolve()
-        self.keystones = {"A": _keystone_a(), "B": _keystone_b()}
+        self.keystones = {"A": _keystone_a(tuple(extra_master_regions)), "B": _keystone_b()}
         self.keystone_a = self.keystones["A"]
         self.keystone_b = self.keystones["B"]
         self.glances = {
@@ -1089,6 +1098,30 @@ class TestCloud:
 
     def keystone_running(self, name: str) -> bool:
         return self._children[f"keystone-{name}"].running()
+
+    @contextlib.contextmanager
+    def behind_a_proxy(self, region: str) -> Iterator[HangingProxy]:
+        """Put a fresh proxy in front of a region's Glance, in the catalog, for a while.
+
+        For a benchmark that wants a proxy only for some runs: new tokens (a new
+        ``sync.py``) see the proxy's URL in the catalog until the block ends.
+        """
+        glance = self.glances[region]
+        proxy = HangingProxy(glance.port)
+        proxy.start()
+        try:
+            self._set_catalog_url(region, proxy.url)
+            yield proxy
+        finally:
+            self._set_catalog_url(region, glance.url)
+            proxy.close()
+
+    def _set_catalog_url(self, region: str, url: str) -> None:
+        client = self._keystone_admin(self.keystone_of(region))
+        service_types = {service.id: service.type for service in client.services.list()}
+        for endpoint in client.endpoints.list():
+            if endpoint.region == region and service_types[endpoint.service_id] == "image":
+                client.endpoints.update(endpoint, url=url)
 
     def file_downloads(self, region: str) -> list[LoggedDownload]:
         """The image downloads a region's Glance served so far, from its request log."""

@@ -26,6 +26,7 @@ from fiwareglancesync.facades.transfer import (
     SourceError,
     range_start,
     resumable_chunks,
+    short_reason,
 )
 from fiwareglancesync.plan import plan_region
 from fiwareglancesync.region import RegionRef
@@ -402,3 +403,17 @@ def test_dry_run_says_how_each_image_would_travel(tmp_path):
     assert status == 0, err
     assert "INFO:Other: would upload img (1 MB) by stream" in out.splitlines()
     assert "INFO:Other: would upload local (2 MB) by file" in out.splitlines()
+
+
+def test_a_wrapped_transport_error_is_told_in_one_short_line():
+    import requests
+    import urllib3
+
+    inner = urllib3.exceptions.ProtocolError(
+        "Connection broken: IncompleteRead(10 bytes read, 30 more expected)", ValueError("x")
+    )
+    wrapped = requests.exceptions.ChunkedEncodingError(inner)
+    assert short_reason(wrapped) == (
+        "Connection broken: IncompleteRead(10 bytes read, 30 more expected)"
+    )
+    assert short_reason(ConnectionError()) == "ConnectionError"
