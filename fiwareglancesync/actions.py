@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from fiwareglancesync.fields import Fields
 from fiwareglancesync.image import Image
 
 UPLOAD = "upload"
@@ -31,6 +32,7 @@ class Desired:
     properties: dict[str, Any] = field(default_factory=dict)
     kernel: str | None = None  # the master name of its kernel image
     ramdisk: str | None = None  # the master name of its ramdisk image
+    fields: Fields = field(default_factory=Fields)  # tags, visibility, protected, ...
 
     def references(self) -> dict[str, str | None]:
         """The master name of the kernel and ramdisk it needs, by property."""
@@ -86,7 +88,7 @@ class Transfer:
     def wanted(self, properties: dict[str, Any], region: str) -> Image:
         """The image to create in ``region``: the master's data, formats and hashes (what
         the copy is verified with), the desired name, visibility and ``properties``."""
-        return self.master.copy(
+        image = self.master.copy(
             id="",
             owner="",
             region=region,
@@ -94,6 +96,7 @@ class Transfer:
             is_public=self.desired.is_public,
             user_properties=properties,
         )
+        return self.desired.fields.applied_to(image)
 
     def describe(self, method: str | None = None) -> str:
         how = f" by {method}" if method else ""

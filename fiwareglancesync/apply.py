@@ -144,9 +144,10 @@ class _Executor:
             logger.info("%s: Updating the metadata of image %s", self.name, action.name)
         self._describe(action)
         properties = self._properties(action.desired, action.name)
-        self._update(
-            action.regional.copy(is_public=action.desired.is_public, user_properties=properties)
+        updated = action.regional.copy(
+            is_public=action.desired.is_public, user_properties=properties
         )
+        self._update(action.desired.fields.applied_to(updated))
 
     # ------------------------------------------------------------------- transfers
 

@@ -31,6 +31,8 @@ MAIN = "main"
 # and a timeout of years overflows the clocks it is handed to.
 MAX_CHILDREN = 64
 MAX_SECONDS = 86400.0
+SYNC_FIELDS = ("tags", "visibility", "os_hidden", "protected", "min_disk", "min_ram")
+SAME_MEMBERS = "same"
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,28 @@ OPTIONS: tuple[Option, ...] = (
         maximum=MAX_SECONDS,
     ),
     Option(
+        "sync_fields",
+        "target",
+        "list",
+        ("tags", "visibility", "os_hidden", "protected", "min_disk", "min_ram"),
+        "Glance fields synchronised besides the name, the data and the properties: "
+        "tags, visibility (all four; left out, only public-or-not is synchronised), "
+        "os_hidden, protected (set, never cleared), min_disk, min_ram. A field left out "
+        "keeps each region's own value, and a new copy does not get the master's.",
+        "visibility, min_disk, min_ram",
+    ),
+    Option(
+        "members",
+        "target",
+        "list",
+        (),
+        "Projects (by name in the target's Keystone) that the copies of shared master "
+        "images are shared with and accepted for; 'same': the projects the master image "
+        "is shared with, found by name. A project the target's Keystone lacks is a "
+        "warning.",
+        "same",
+    ),
+    Option(
         "transfer",
         "target",
         "choice",
@@ -318,6 +342,13 @@ class TargetConfig:
     list_images_timeout: float = default_of("list_images_timeout")
     transfer: str = default_of("transfer")
     import_timeout: float = default_of("import_timeout")
+    sync_fields: frozenset[str] = frozenset(default_of("sync_fields"))
+    members: tuple[str, ...] = tuple(default_of("members"))
+
+    @property
+    def members_same(self) -> bool:
+        """``members = same``: the master image's own member projects, by name."""
+        return tuple(name.lower() for name in self.members) == (SAME_MEMBERS,)
 
 
 @dataclass(frozen=True)
@@ -601,6 +632,8 @@ def _build_target(reader: _Reader, environ: Mapping[str, str]) -> TargetConfig |
         for name in ("forcesyncs", "metadata_set", "dontupdate", "replace", "rename")
     }
     reader.get("use_keystone_v3")  # validated, then ignored: v3 is always used
+    sync_fields = _sync_fields(reader)
+    members = _members(reader)
     if credential is None:
         return None
     return TargetConfig(
@@ -609,9 +642,31 @@ def _build_target(reader: _Reader, environ: Mapping[str, str]) -> TargetConfig |
         tenant_id=tenant_id,
         ignore_regions=tuple(reader.get("ignore_regions")),
         obsolete_syncprops=frozenset(reader.get("obsolete_syncprops")),
+        sync_fields=sync_fields,
+        members=members,
         **sets,
         **values,
     )
+
+
+def _sync_fields(reader: _Reader) -> frozenset[str]:
+    fields = frozenset(name.lower() for name in reader.get("sync_fields"))
+    unknown = sorted(fields - set(SYNC_FIELDS))
+    if unknown:
+        reader.problems.append(
+            f"{reader.name}.sync_fields: unknown field {', '.join(unknown)} "
+            f"(known: {', '.join(SYNC_FIELDS)})"
+        )
+        return fields & set(SYNC_FIELDS)
+    return fields
+
+
+def _members(reader: _Reader) -> tuple[str, ...]:
+    members = tuple(reader.get("members"))
+    if SAME_MEMBERS in (name.lower() for name in members) and len(members) > 1:
+        reader.problems.append(f"{reader.name}.members: 'same' cannot be mixed with project names")
+        return ()
+    return members
 
 
 MAX_UNKNOWN_NOTES = 20  # one warning each for the first ones, then a count

@@ -1,8 +1,13 @@
 """The image model shared by the planner, the facades and the backup CSV format.
 
-A backup row is ``region, name, id, status, size, checksum, owner, is_public,
-user_properties``; the last cell is the Python literal of a dict. It is read with a
-small literal parser (JSON fast path, ``ast.literal_eval`` otherwise), never ``eval``.
+A backup row of format 1 (the original tool's) is ``region, name, id, status, size,
+checksum, owner, is_public, user_properties``; the last cell is the Python literal of a
+dict. It is read with a small literal parser (JSON fast path, ``ast.literal_eval``
+otherwise), never ``eval``. Format 2 adds nine cells for what Glance v2 knows besides:
+``visibility, tags, os_hidden, protected, min_disk, min_ram, disk_format,
+container_format, members``; an empty cell is the field's default, so a format-2 row of
+an image with nothing more to say is its format-1 row and eight commas. A format-2 file
+starts with its header line. Both formats are read, row by row.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any, TextIO
 
 from fiwareglancesync.booleans import parse_bool
 
-CSV_FIELDS = (
+CSV_FIELDS_V1 = (
     "region",
     "name",
     "id",
@@ -34,6 +39,22 @@ CSV_FIELDS = (
     "is_public",
     "user_properties",
 )
+GLANCE_FIELDS = (
+    "visibility",
+    "tags",
+    "os_hidden",
+    "protected",
+    "min_disk",
+    "min_ram",
+    "disk_format",
+    "container_format",
+    "members",
+)
+CSV_FIELDS = CSV_FIELDS_V1 + GLANCE_FIELDS
+FORMATS = (1, 2)
+LATEST_FORMAT = 2
+VISIBILITIES = ("public", "private", "shared", "community")
+_EMPTY_GLANCE_CELLS = ("",) * len(GLANCE_FIELDS)
 
 # Properties that hold the UUID of another image of the same region.
 AMI_PROPERTIES = ("kernel_id", "ramdisk_id")
@@ -49,8 +70,10 @@ class Image:
 
     ``user_properties`` holds the custom properties, ``kernel_id`` and ``ramdisk_id``
     included (Glance v2 has them as attributes; the facade folds them in here).
-    ``hidden`` is Glance's ``os_hidden``; a backup row does not hold it (yet), so an image
-    read from a backup is never hidden.
+    ``hidden`` is Glance's ``os_hidden``. ``visibility`` is one of Glance's four, or None
+    where only ``is_public`` is known (a format-1 backup, Glance v1): then it reads as
+    public or private. When it is known, ``is_public`` is ``visibility == "public"``.
+    ``members``: the projects an image is shared with (and that accepted it), by id.
     """
 
     name: str
@@ -71,18 +94,38 @@ class Image:
     # copy is verified with. Not in a backup row; an image read from one has none.
     os_hash_algo: str | None = None
     os_hash_value: str | None = None
+    visibility: str | None = None
+    tags: tuple[str, ...] = ()
+    protected: bool = False
+    members: tuple[str, ...] = ()
+
+    @property
+    def effective_visibility(self) -> str:
+        """Glance's visibility; public or private where only is_public is known."""
+        if self.visibility:
+            return self.visibility
+        return "public" if self.is_public else "private"
 
     def copy(self, **changes: Any) -> Image:
-        """A copy with its own properties dict, so callers can change it safely."""
+        """A copy with its own properties dict, so callers can change it safely.
+
+        Changing ``is_public`` alone keeps a known visibility in step: public, or (made
+        not public) private, but a shared or community image stays so.
+        """
         changes.setdefault("user_properties", dict(self.user_properties))
+        if "is_public" in changes and "visibility" not in changes and self.visibility:
+            if changes["is_public"]:
+                changes["visibility"] = "public"
+            elif self.visibility == "public":
+                changes["visibility"] = "private"
         return dataclasses.replace(self, **changes)
 
     @property
     def size_mb(self) -> int:
         return int(self.size / 1048576)
 
-    def to_row(self) -> list[str]:
-        return [
+    def to_row(self, version: int = LATEST_FORMAT) -> list[str]:
+        row = [
             self.region,
             self.name,
             self.id,
@@ -93,6 +136,28 @@ class Image:
             str(bool(self.is_public)),
             repr(self.user_properties),
         ]
+        if version >= 2:
+            row += glance_cells(self)
+        return row
+
+
+def _list_cell(values: Sequence[str]) -> str:
+    return json.dumps(list(values), ensure_ascii=False) if values else ""
+
+
+def glance_cells(image: Image) -> list[str]:
+    """The format-2 cells of ``image``: empty where the field has its default."""
+    return [
+        image.visibility or "",
+        _list_cell(image.tags),
+        "True" if image.hidden else "",
+        "True" if image.protected else "",
+        str(image.min_disk) if image.min_disk else "",
+        str(image.min_ram) if image.min_ram else "",
+        image.disk_format or "",
+        image.container_format or "",
+        _list_cell(image.members),
+    ]
 
 
 def same_owner(owner: str | None, project_id: str | None) -> bool:
@@ -212,8 +277,8 @@ def _parse_size(text: str) -> int:
 
 def _build(row: list[str], properties: dict[str, Any]) -> Image:
     # Positional arguments and inline fast paths: this runs once per row of every region.
-    region, name, image_id, status, size, checksum, owner, is_public, _ = row
-    return Image(
+    region, name, image_id, status, size, checksum, owner, is_public = row[:8]
+    image = Image(
         name,
         image_id,
         region,
@@ -224,13 +289,78 @@ def _build(row: list[str], properties: dict[str, Any]) -> Image:
         True if is_public == "True" else _parse_is_public(is_public),
         properties,
     )
+    if len(row) > len(CSV_FIELDS_V1):
+        extra = row[len(CSV_FIELDS_V1) :]
+        if extra != list(_EMPTY_GLANCE_CELLS):
+            set_glance_fields(image, extra)
+    return image
+
+
+def _parse_list_cell(text: str, field_name: str) -> tuple[str, ...]:
+    text = text.strip()
+    if not text:
+        return ()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise CsvFormatError(f"{field_name} is not a JSON list: {text[:40]!r}") from None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise CsvFormatError(f"{field_name} is not a list of strings: {text[:40]!r}")
+    return tuple(value)
+
+
+def _parse_flag(text: str, field_name: str) -> bool:
+    if not text.strip():
+        return False
+    try:
+        return parse_bool(text)
+    except ValueError:
+        raise CsvFormatError(f"{field_name} is not True or False: {text[:20]!r}") from None
+
+
+def _parse_count(text: str, field_name: str) -> int:
+    text = text.strip()
+    if not text:
+        return 0
+    if not text.isascii() or not text.isdigit():
+        raise CsvFormatError(f"{field_name} is not a whole number: {text[:20]!r}")
+    return int(text)
+
+
+def set_glance_fields(image: Image, cells: list[str]) -> None:
+    """Read the format-2 cells into ``image``; the visibility decides ``is_public``."""
+    visibility, tags, hidden, protected, min_disk, min_ram, disk, container, members = cells
+    visibility = visibility.strip().lower()
+    if visibility:
+        if visibility not in VISIBILITIES:
+            raise CsvFormatError(f"visibility is not one of {', '.join(VISIBILITIES)}")
+        image.visibility = visibility
+        image.is_public = visibility == "public"
+    image.tags = _parse_list_cell(tags, "tags")
+    image.hidden = _parse_flag(hidden, "os_hidden")
+    image.protected = _parse_flag(protected, "protected")
+    image.min_disk = _parse_count(min_disk, "min_disk")
+    image.min_ram = _parse_count(min_ram, "min_ram")
+    image.disk_format = disk.strip() or None
+    image.container_format = container.strip() or None
+    image.members = _parse_list_cell(members, "members")
+
+
+def _row_length_problem(row: list[str]) -> str | None:
+    if len(row) in (len(CSV_FIELDS_V1), len(CSV_FIELDS)):
+        return None
+    return (
+        f"expected {len(CSV_FIELDS_V1)} fields (format 1) or {len(CSV_FIELDS)} "
+        f"(format 2), found {len(row)}"
+    )
 
 
 def image_from_row(row: list[str]) -> Image:
-    """Build an image from one backup row."""
-    if len(row) != len(CSV_FIELDS):
-        raise CsvFormatError(f"expected {len(CSV_FIELDS)} fields, found {len(row)}")
-    return _build(row, parse_properties(row[-1]))
+    """Build an image from one backup row, of either format."""
+    problem = _row_length_problem(row)
+    if problem:
+        raise CsvFormatError(problem)
+    return _build(row, parse_properties(row[len(CSV_FIELDS_V1) - 1]))
 
 
 def _parse_property_column(cells: list[str]) -> list[dict[str, Any]] | None:
@@ -286,10 +416,13 @@ def _is_blank(row: list[str]) -> bool:
 
 
 def is_header(row: list[str]) -> bool:
-    """The line ``region,name,id,...`` that the documentation shows above backup rows."""
-    return len(row) == len(CSV_FIELDS) and all(
-        cell.strip().lower() == name for cell, name in zip(row, CSV_FIELDS, strict=True)
-    )
+    """The line ``region,name,id,...`` above the rows (of either format)."""
+    for fields in (CSV_FIELDS_V1, CSV_FIELDS):
+        if len(row) == len(fields) and all(
+            cell.strip().lower() == name for cell, name in zip(row, fields, strict=True)
+        ):
+            return True
+    return False
 
 
 @contextlib.contextmanager
@@ -318,9 +451,10 @@ def _read_csv(text: str, source: str) -> list[Image]:
     numbered = list(_rows_with_lines(text, source))
     rows = [row for _, row in numbered]
     column = None
-    if all(len(row) == len(CSV_FIELDS) for row in rows):
+    cell = len(CSV_FIELDS_V1) - 1
+    if all(len(row) in (len(CSV_FIELDS_V1), len(CSV_FIELDS)) for row in rows):
         try:
-            column = _parse_property_column([row[-1] for row in rows])
+            column = _parse_property_column([row[cell] for row in rows])
         except (CsvFormatError, ValueError):
             column = None  # read again below, slowly, to name the line
     if column is not None:
@@ -355,5 +489,21 @@ def write_rows(stream: TextIO, rows: Iterable[Sequence[str]]) -> None:
             writer.writerow(row)
 
 
-def write_csv(stream: TextIO, images: Iterable[Image]) -> None:
-    write_rows(stream, (image.to_row() for image in images))
+def needs_format_2(image: Image) -> bool:
+    """Does ``image`` have something only a format-2 row can hold?"""
+    return glance_cells(image) != list(_EMPTY_GLANCE_CELLS)
+
+
+def write_csv(stream: TextIO, images: Iterable[Image], version: int | None = None) -> None:
+    """A backup file: format 2 (with its header line) or the original's format 1.
+
+    ``version`` None: the smallest format that holds everything, so a store or backup
+    without Glance v2 fields stays byte for byte what the original tool wrote (and read).
+    Format 1 asked for explicitly drops those fields.
+    """
+    images = list(images)
+    if version is None:
+        version = 2 if any(map(needs_format_2, images)) else 1
+    if version >= 2:
+        write_rows(stream, [CSV_FIELDS])
+    write_rows(stream, (image.to_row(version) for image in images))

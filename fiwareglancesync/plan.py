@@ -10,10 +10,11 @@ from __future__ import annotations
 import io
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fiwareglancesync import fields
 from fiwareglancesync.actions import (
     RENAME,
     REPLACE,
@@ -289,9 +290,11 @@ class _Planner:
         regional_images: list[Image],
         target: TargetConfig,
         project_id: str | None,
+        members: Mapping[str, tuple[str, ...]],
     ):
         self.region_name = region
         self.target = target
+        self.members = members
         self.project_id = project_id
         self.master_images = master_images
         self.master_by_id = {image.id: image for image in master_images}
@@ -333,14 +336,19 @@ class _Planner:
             found[prop] = self._master_name(wanted) if wanted else None
         return found
 
-    def _desired(self, master: Image, properties: dict[str, Any]) -> Desired:
+    def _desired(
+        self, master: Image, properties: dict[str, Any], regional: Image | None
+    ) -> Desired:
         references = self._references(master)
+        synced = self.target.sync_fields
+        members = self.members.get(master.id, ())
         return Desired(
             name=master.name,
             is_public=master.is_public,
             properties=properties,
             kernel=references["kernel_id"],
             ramdisk=references["ramdisk_id"],
+            fields=fields.desired(master, regional, synced, members),
         )
 
     def _metadata_update(self, entry: ImageStatus, after_transfers: bool = False) -> UpdateMetadata:
@@ -355,7 +363,7 @@ class _Planner:
                 properties[key] = master.user_properties[key]
             else:
                 properties.pop(key, None)
-        desired = self._desired(master, properties)
+        desired = self._desired(master, properties, entry.regional)
         return UpdateMetadata(entry.regional, desired, after_transfers)
 
     def _transfer(self, entry: ImageStatus) -> Transfer:
@@ -368,7 +376,7 @@ class _Planner:
             if (not wanted or key in wanted) and key not in AMI_PROPERTIES
         }
         mode = {PENDING_REPLACE: REPLACE, PENDING_RENAME: RENAME}.get(entry.status, UPLOAD)
-        return Transfer(master, self._desired(master, properties), mode, entry.regional)
+        return Transfer(master, self._desired(master, properties, None), mode, entry.regional)
 
     def _content(
         self, master: Image, regional: Image | None, notify: bool
@@ -380,6 +388,8 @@ class _Planner:
             return OK, None
         status = _checksum_directive(regional.checksum, self.target)
         message = f"checksum {regional.checksum} in the region, {master.checksum} in the master"
+        if status in (PENDING_REPLACE, PENDING_RENAME) and regional.protected:
+            return self._protected(master, regional, status, notify)
         if status == ERROR_CHECKSUM and notify:
             self.notices.append(
                 (
@@ -391,6 +401,26 @@ class _Planner:
                 )
             )
         return status, message
+
+    def _protected(
+        self, master: Image, regional: Image, status: str, notify: bool
+    ) -> tuple[str, str]:
+        """A protected copy is never replaced nor renamed: left as it is, and said so."""
+        policy = "replace" if status == PENDING_REPLACE else "rename"
+        message = (
+            f"protected in the region: {policy} (checksum {regional.checksum}) is not "
+            "applied; GlanceSync never unprotects an image"
+        )
+        if notify:
+            self.notices.append(
+                (
+                    logging.WARNING,
+                    f"Image {master.name} ({regional.id}) is protected in region "
+                    f"{self.region_name}: left as it is, although {policy} applies to its "
+                    f"checksum {regional.checksum}.",
+                )
+            )
+        return ERROR_CHECKSUM, message
 
     def _final(self, master: Image) -> ImageStatus:
         """The status of one image, computed once; a kernel's before the images needing it."""
@@ -457,6 +487,9 @@ class _Planner:
         assert regional is not None
         if bool(master.is_public) != bool(regional.is_public):
             return True
+        synced = self.target.sync_fields
+        if fields.differences(master, regional, synced, self.members.get(master.id, ())):
+            return True
         mine, theirs = master.user_properties, regional.user_properties
         has_ami = "kernel_id" in mine or "ramdisk_id" in mine
         if mine == theirs and not has_ami:
@@ -519,8 +552,19 @@ class _Planner:
                 and self._may_change(regional)
             ):
                 desired = obsolete_image(regional, master, self.target.obsolete_syncprops)
-                if desired != regional:
-                    yield ObsoleteUpdate(regional, desired)
+                if desired == regional:
+                    continue
+                if regional.protected and desired.name != regional.name:
+                    self.notices.append(
+                        (
+                            logging.WARNING,
+                            f"Image {regional.name} ({regional.id}) is protected in region "
+                            f"{self.region_name}: not renamed to {master.name}, although "
+                            "the master image is obsolete.",
+                        )
+                    )
+                    continue
+                yield ObsoleteUpdate(regional, desired)
 
 
 def obsolete_image(regional: Image, master: Image, syncprops: Iterable[str]) -> Image:
@@ -563,15 +607,19 @@ def plan_region(
     target: TargetConfig,
     project_id: str | None,
     selected: list[Image] | None = None,
+    members: Mapping[str, tuple[str, ...]] | None = None,
 ) -> RegionPlan:
     """The statuses and actions of one region.
 
     ``master_images`` are the kept master images (:func:`filter_master_images`);
     ``selected`` (from :func:`select_images`, so sorted by size) may be passed when
-    already computed for the target.
+    already computed for the target. ``members``: by master image id, the projects of
+    the target (ids) its copy must be shared with (the target's ``members`` option).
     """
     if selected is None:
         selected = select_images(master_images, target)
     with gc_paused():
-        planner = _Planner(region, master_images, selected, regional_images, target, project_id)
+        planner = _Planner(
+            region, master_images, selected, regional_images, target, project_id, members or {}
+        )
         return planner.plan()

@@ -52,10 +52,13 @@ from fiwareglancesync.facades.glance_import import (
 )
 from fiwareglancesync.facades.glance_model import (
     JSON_PATCH,
+    accepted_members,
     create_request,
     expected_hash,
     image_from_record,
     metadata_patch,
+    protect_patch,
+    tag_changes,
     verification_problems,
 )
 from fiwareglancesync.facades.openstack_errors import (
@@ -299,6 +302,22 @@ class GlanceFacade(Facade):
                 records.setdefault(record["id"], dict(record))
         return list(records.values())
 
+    @classmethod
+    def _records_with_members(
+        cls, client: glance_client.Client
+    ) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+        """The records, and the projects that accepted each shared image, by image id.
+
+        One more call per shared image; images of the other visibilities have no members.
+        """
+        records = cls._records(client)
+        members = {
+            record["id"]: accepted_members(client.image_members.list(record["id"]))
+            for record in records
+            if record.get("visibility") == "shared"
+        }
+        return records, members
+
     @_keeps_the_promise
     def list_images(self, where: RegionRef) -> list[Image]:
         """Every image the token may list: with an admin token, other projects' private
@@ -307,12 +326,15 @@ class GlanceFacade(Facade):
         region = where.name
         client = self._client(region, listing=True)
         what = "listing the images"
-        records = _call_with_deadline(
-            lambda: self._call(what, self._records, client),
+        records, members = _call_with_deadline(
+            lambda: self._call(what, self._records_with_members, client),
             float(self.target.list_images_timeout),
             what,
         )
-        images = [image_from_record(record, where.fullname) for record in records]
+        images = [
+            image_from_record(record, where.fullname, members.get(record["id"], ()))
+            for record in records
+        ]
         logger.debug("%s: %d images listed", region, len(images))
         return images
 
@@ -325,18 +347,50 @@ class GlanceFacade(Facade):
     def update(self, where: RegionRef, image: Image) -> None:
         client = self._client(where.name)
 
-        def patch_image() -> None:
-            # Built from a fresh read on every attempt, so a retry never replays a
-            # "remove" that already happened.
-            patch = metadata_patch(self._get(client, image.id), image)
-            if patch:
-                client.http_client.patch(
-                    f"/v2/images/{image.id}",
-                    headers={"Content-Type": JSON_PATCH},
-                    data=json.dumps(patch),
-                )
+        # Built from a fresh read on every attempt, so a retry never replays a "remove"
+        # that already happened.
+        self._call(
+            f"updating the metadata of image {image.name}",
+            self._apply_metadata,
+            client,
+            image.id,
+            image,
+        )
 
-        self._call(f"updating the metadata of image {image.name}", patch_image)
+    def _apply_metadata(self, client: glance_client.Client, image_id: str, image: Image) -> None:
+        """Give record ``image_id`` the metadata of ``image``: tags, the JSON patch, the
+        members (once it is shared), and protection last (never removed)."""
+        current = self._get(client, image_id)
+        add, remove = tag_changes(current, image)
+        for tag in add:
+            client.image_tags.update(image_id, tag)
+        for tag in remove:
+            client.image_tags.delete(image_id, tag)
+        self._patch(client, image_id, metadata_patch(current, image))
+        self._add_members(client, image_id, image)
+        self._patch(client, image_id, protect_patch(current, image))
+
+    @staticmethod
+    def _patch(client: glance_client.Client, image_id: str, patch: list[dict[str, Any]]) -> None:
+        if patch:
+            client.http_client.patch(
+                f"/v2/images/{image_id}",
+                headers={"Content-Type": JSON_PATCH},
+                data=json.dumps(patch),
+            )
+
+    @staticmethod
+    def _add_members(client: glance_client.Client, image_id: str, image: Image) -> None:
+        """Share the image with ``image.members`` and accept it for them (the admin role
+        may); members added by others are left alone."""
+        if not image.members or image.effective_visibility != "shared":
+            return
+        existing = {m["member_id"]: m["status"] for m in client.image_members.list(image_id)}
+        for member in image.members:
+            if member not in existing:
+                client.image_members.create(image_id, member)
+            if existing.get(member) != "accepted":
+                client.image_members.update(image_id, member, "accepted")
 
     @_keeps_the_promise
     def delete(self, where: RegionRef, image_id: str) -> bool:
@@ -436,7 +490,8 @@ class GlanceFacade(Facade):
         """Send the data into the record ``image_id`` and verify it; discard it on failure."""
         try:
             self._send(client, where.name, image_id, image, data)
-            record = self._get_verified(client, image_id, image, data)
+            self._get_verified(client, image_id, image, data)
+            record = self._finish_copy(client, image_id, image)
         except BaseException as error:
             # Whatever happened (Ctrl-C included), no half-made image may stay behind.
             self._discard(client, where.name, image_id, image.name)
@@ -526,19 +581,22 @@ class GlanceFacade(Facade):
         if problems:
             raise ImportFailed(f"the copy failed verification: {'; '.join(problems)}", False)
         # The import sets some properties of the source image itself (hw_*, os_distro...):
-        # put back exactly the ones this copy must have.
-        patch = metadata_patch(record, image)
-        if patch:
-            self._call(
-                f"updating the metadata of image {image.name}",
-                lambda: client.http_client.patch(
-                    f"/v2/images/{image_id}",
-                    headers={"Content-Type": JSON_PATCH},
-                    data=json.dumps(patch),
-                ),
-            )
-            record = self._call(f"reading back image {image.name}", self._get, client, image_id)
-        return record
+        # _finish_copy puts back exactly the ones this copy must have.
+        return self._finish_copy(client, image_id, image)
+
+    def _finish_copy(
+        self, client: glance_client.Client, image_id: str, image: Image
+    ) -> dict[str, Any]:
+        """Once a copy is verified: the metadata that could not be set at its creation
+        (members, protection, and whatever an import changed); return its record."""
+        self._call(
+            f"updating the metadata of image {image.name}",
+            self._apply_metadata,
+            client,
+            image_id,
+            image,
+        )
+        return self._call(f"reading back image {image.name}", self._get, client, image_id)
 
     def _start_import(
         self, client: glance_client.Client, image_id: str, image: Image, source: ImportSource

@@ -6,7 +6,7 @@ build. Keeping the mapping here lets it be tested without a cloud.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fiwareglancesync.image import AMI_PROPERTIES, Image
@@ -62,8 +62,9 @@ def user_properties(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def image_from_record(record: Mapping[str, Any], region: str) -> Image:
-    """The engine's view of one image record of the Images API v2."""
+def image_from_record(record: Mapping[str, Any], region: str, members: Iterable[str] = ()) -> Image:
+    """The engine's view of one image record of the Images API v2 (``members``: the
+    projects that accepted it, which the record itself does not say)."""
     return Image(
         name=record.get("name") or "",
         id=record["id"],
@@ -73,6 +74,10 @@ def image_from_record(record: Mapping[str, Any], region: str) -> Image:
         checksum=record.get("checksum"),
         owner=record.get("owner") or "",
         is_public=record.get("visibility") == PUBLIC,
+        visibility=record.get("visibility") or None,
+        tags=tuple(sorted(str(tag) for tag in record.get("tags") or ())),
+        protected=bool(record.get("protected")),
+        members=tuple(members),
         user_properties=user_properties(record),
         disk_format=record.get("disk_format"),
         container_format=record.get("container_format"),
@@ -115,10 +120,16 @@ def create_request(image: Image) -> dict[str, Any]:
     """Keyword arguments of ``images.create`` for a copy of ``image``."""
     fields: dict[str, Any] = {
         "name": image.name,
-        "visibility": PUBLIC if image.is_public else PRIVATE,
+        "visibility": image.visibility or (PUBLIC if image.is_public else PRIVATE),
         "min_disk": int(image.min_disk or 0),
         "min_ram": int(image.min_ram or 0),
     }
+    # Not "protected": a protected record cannot be deleted, so a failed upload could not
+    # be cleaned up; the copy is protected once it is verified (see protect_patch).
+    if image.hidden:
+        fields["os_hidden"] = True
+    if image.tags:
+        fields["tags"] = sorted(image.tags)
     if image.disk_format:
         fields["disk_format"] = image.disk_format
     if image.container_format:
@@ -139,13 +150,16 @@ def _set(patch: list[dict[str, Any]], current: Mapping[str, Any], key: str, valu
         patch.append({"op": "replace", "path": _pointer(key), "value": value})
 
 
-def wanted_visibility(current: str | None, is_public: bool) -> str:
-    """Public when asked; otherwise private, but leave shared/community alone.
+def wanted_visibility(current: str | None, wanted: Image) -> str:
+    """``wanted``'s visibility when it says one; else public or not, as before.
 
-    The engine only knows public or not, so a regional image an operator shared on
+    Where the engine synchronises only public-or-not (``visibility`` left out of
+    ``sync_fields``, or a format-1 backup), a regional image an operator shared on
     purpose is not made private just because the master's copy is private.
     """
-    if is_public:
+    if wanted.visibility:
+        return wanted.visibility
+    if wanted.is_public:
         return PUBLIC
     return current if current and current != PUBLIC else PRIVATE
 
@@ -153,14 +167,19 @@ def wanted_visibility(current: str | None, is_public: bool) -> str:
 def metadata_patch(current: Mapping[str, Any], wanted: Image) -> list[dict[str, Any]]:
     """The JSON-patch operations turning record ``current`` into ``wanted``'s metadata.
 
-    Name, visibility and exactly ``wanted``'s user properties (kernel/ramdisk ids
-    included): properties ``wanted`` lacks are removed explicitly, as v2 requires.
+    Name, visibility, ``os_hidden``, ``min_disk``, ``min_ram`` and exactly ``wanted``'s
+    user properties (kernel/ramdisk ids included): properties ``wanted`` lacks are
+    removed explicitly, as v2 requires. Tags and members have calls of their own, and
+    ``protected`` is set last, by :func:`protect_patch`.
     """
     patch: list[dict[str, Any]] = []
     _set(patch, current, "name", wanted.name)
-    _set(
-        patch, current, "visibility", wanted_visibility(current.get("visibility"), wanted.is_public)
-    )
+    _set(patch, current, "visibility", wanted_visibility(current.get("visibility"), wanted))
+    if bool(current.get("os_hidden")) != wanted.hidden:
+        _set(patch, current, "os_hidden", wanted.hidden)
+    for key in ("min_disk", "min_ram"):
+        if int(current.get(key) or 0) != int(getattr(wanted, key) or 0):
+            _set(patch, current, key, int(getattr(wanted, key) or 0))
     desired = settable_properties(wanted)
     for key, value in desired.items():
         _set(patch, current, key, value)
@@ -168,6 +187,29 @@ def metadata_patch(current: Mapping[str, Any], wanted: Image) -> list[dict[str, 
         if key not in desired:
             patch.append({"op": "remove", "path": _pointer(key)})
     return patch
+
+
+def accepted_members(members: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The project ids of an image's members that accepted it, sorted."""
+    return sorted(
+        str(member["member_id"])
+        for member in members
+        if member.get("status") == "accepted" and member.get("member_id")
+    )
+
+
+def protect_patch(current: Mapping[str, Any], wanted: Image) -> list[dict[str, Any]]:
+    """Protect the record when ``wanted`` is protected and it is not (never the reverse)."""
+    if wanted.protected and not current.get("protected"):
+        return [{"op": "replace", "path": "/protected", "value": True}]
+    return []
+
+
+def tag_changes(current: Mapping[str, Any], wanted: Image) -> tuple[list[str], list[str]]:
+    """The tags to add and to remove so that the record has exactly ``wanted.tags``."""
+    have = {str(tag) for tag in current.get("tags") or ()}
+    want = set(wanted.tags)
+    return sorted(want - have), sorted(have - want)
 
 
 def verification_problems(

@@ -26,12 +26,20 @@ import zlib
 from collections.abc import Iterable, Sequence
 
 from fiwareglancesync.backup import backup_file_name
-from fiwareglancesync.image import Image, image_from_row, parse_properties
+from fiwareglancesync.image import (
+    Image,
+    glance_cells,
+    image_from_row,
+    parse_properties,
+    set_glance_fields,
+)
 
 JOURNAL_SUFFIX = ".journal"
 BASE, UPLOAD, UPDATE, DELETE = "base", "upload", "update", "delete"
 # Cells after the operation: an upload holds a whole backup row.
-_ARITY = {BASE: (1, 2), UPLOAD: (9,), UPDATE: (4,), DELETE: (1,)}
+# An update: id, name, is_public, properties, and (since backup format 2) the Glance
+# cells of the row (journals written before hold the first four only).
+_ARITY = {BASE: (1, 2), UPLOAD: (9, 18), UPDATE: (4, 13), DELETE: (1,)}
 _ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 _HEADER_BYTES = 256  # enough for the first record: ["base", md5, epoch]
 
@@ -107,7 +115,40 @@ def upload_record(image: Image) -> list[str]:
 
 
 def update_record(image: Image) -> list[str]:
-    return [UPDATE, image.id, image.name, str(bool(image.is_public)), repr(image.user_properties)]
+    return [
+        UPDATE,
+        image.id,
+        image.name,
+        str(bool(image.is_public)),
+        repr(image.user_properties),
+        *glance_cells(image),
+    ]
+
+
+def apply_update(stored: Image, image: Image) -> None:
+    """What an update changes of a stored image: its metadata, not its data or formats.
+
+    Like Glance, ``protected`` is only ever set, and members are only ever added.
+    """
+    stored.name = image.name
+    stored.is_public = image.is_public
+    stored.visibility = image.visibility or _kept_visibility(stored, image.is_public)
+    stored.user_properties = dict(image.user_properties)
+    stored.tags = tuple(image.tags)
+    stored.hidden = image.hidden
+    stored.protected = stored.protected or image.protected
+    stored.min_disk = image.min_disk
+    stored.min_ram = image.min_ram
+    stored.members = tuple(sorted(set(stored.members) | set(image.members)))
+
+
+def _kept_visibility(stored: Image, is_public: bool) -> str | None:
+    """Public-or-not only (as the Glance facade does): shared or community stays so."""
+    if is_public:
+        return "public" if stored.visibility else None
+    if stored.visibility in ("shared", "community"):
+        return stored.visibility
+    return "private" if stored.visibility else None
 
 
 def delete_record(image_id: str) -> list[str]:
@@ -172,13 +213,21 @@ class RegionImages:
                 image.region = fullname
                 self.add(image)
             elif operation == UPDATE:
-                image_id, name, is_public, cell = record[1:]
-                properties = parse_properties(cell)
+                image_id, name, is_public, cell = record[1:5]
+                update = Image(name, image_id, fullname, is_public=is_public == "True")
+                update.user_properties = parse_properties(cell)
                 stored = self.first(image_id)
+                if len(record) > 5:
+                    set_glance_fields(update, record[5:])
+                elif stored is not None:  # a record of format 1 changed only these
+                    update = stored.copy(
+                        name=update.name,
+                        is_public=update.is_public,
+                        visibility=None,
+                        user_properties=update.user_properties,
+                    )
                 if stored is not None:
-                    stored.name = name
-                    stored.is_public = is_public == "True"
-                    stored.user_properties = properties
+                    apply_update(stored, update)
             elif operation == DELETE:
                 self.remove(record[1])
         except ValueError as error:  # CsvFormatError: the row of a record

@@ -64,6 +64,7 @@ from fiwareglancesync.facades.journal import (
     BASE,
     JournalError,
     RegionImages,
+    apply_update,
     check_record,
     decode,
     delete_record,
@@ -478,9 +479,7 @@ class MockStore:
                 return None
             stored = images.first(image.id)
             if stored is not None:
-                stored.name = image.name
-                stored.is_public = image.is_public
-                stored.user_properties = dict(image.user_properties)
+                apply_update(stored, image)
             return stored is not None
         return self._change(
             fullname, lambda images: update_record(image) if image.id in images else None
@@ -825,8 +824,8 @@ class MockFacade(Facade):
         if not self.store.has_region(fullname):
             raise self._unknown(region)  # named before the data is read
         check_data(image, data)
-        # Like Glance, an upload is never hidden, whatever the master image is.
-        wanted = image.copy(owner=self.project_id(), region=fullname, hidden=False)
+        # The image as the engine wants it: its fields say whether it is hidden, tagged...
+        wanted = image.copy(owner=self.project_id(), region=fullname)
         created = self.store.add_image(fullname, wanted)
         if created is None:
             raise self._unknown(region)

@@ -194,12 +194,40 @@ def test_a_hidden_image_is_listed_as_hidden(world, tmp_path):
     assert found is not None and found.hidden is True
 
 
-def test_the_copy_of_a_hidden_image_is_not_hidden(world, tmp_path):
-    # Being hidden is not synchronised: the copy of a hidden master image is ordinary.
-    image, data = new_image(world, tmp_path, "hidden-master")
-    created = world.master.upload(REGION_A, image.copy(hidden=True), data)
-    assert created.hidden is False
-    assert listed(world.master, REGION_A, created.id).hidden is False
+def test_an_upload_creates_the_glance_fields_it_is_given(world, tmp_path):
+    # The engine decides what a copy carries (sync_fields); the facade sets all of it.
+    image, data = new_image(world, tmp_path, "fields")
+    wanted = image.copy(
+        hidden=True,
+        tags=("amphora", "x-tag"),
+        visibility="community",
+        is_public=False,
+        min_disk=2,
+        min_ram=64,
+        protected=True,
+    )
+    created = world.master.upload(REGION_A, wanted, data)
+    found = listed(world.master, REGION_A, created.id)
+    for image_seen in (created, found):
+        assert image_seen.hidden is True
+        assert sorted(image_seen.tags) == ["amphora", "x-tag"]
+        assert image_seen.effective_visibility == "community"
+        assert (image_seen.min_disk, image_seen.min_ram) == (2, 64)
+        assert image_seen.protected is True
+
+
+def test_an_update_sets_the_fields_but_never_unprotects(world, tmp_path):
+    created = upload(world, tmp_path, REGION_B, "update-fields")
+    changed = listed(world.master, REGION_B, created.id).copy(
+        tags=("one",), hidden=True, min_ram=128, protected=True, visibility="shared"
+    )
+    world.master.update(REGION_B, changed)
+    found = listed(world.master, REGION_B, created.id)
+    assert (found.tags, found.hidden, found.min_ram, found.protected) == (("one",), True, 128, True)
+    assert found.effective_visibility == "shared"
+    world.master.update(REGION_B, found.copy(tags=(), protected=False))
+    found = listed(world.master, REGION_B, created.id)
+    assert found.tags == () and found.protected is True
 
 
 def test_each_target_sees_only_its_own_regions_images(world, tmp_path):

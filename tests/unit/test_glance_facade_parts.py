@@ -14,9 +14,12 @@ from fiwareglancesync.errors import FacadeError
 from fiwareglancesync.facades.base import ChecksumMismatch, ImageData
 from fiwareglancesync.facades.glance import _call_with_deadline
 from fiwareglancesync.facades.glance_model import (
+    accepted_members,
     create_request,
     image_from_record,
     metadata_patch,
+    protect_patch,
+    tag_changes,
     verification_problems,
 )
 from fiwareglancesync.facades.openstack_errors import describe, describe_auth, is_transient
@@ -147,10 +150,62 @@ def test_metadata_patch_is_empty_when_nothing_changes():
 def test_metadata_patch_leaves_shared_and_community_alone_unless_made_public(
     current, public, expected
 ):
+    # Where only public-or-not is synchronised (visibility None: not in sync_fields).
     record = dict(RECORD, visibility=current)
-    patch = metadata_patch(record, image_from_record(record, "R").copy(is_public=public))
+    wanted = image_from_record(record, "R").copy(is_public=public, visibility=None)
+    patch = metadata_patch(record, wanted)
     changes = [op["value"] for op in patch if op["path"] == "/visibility"]
     assert changes == ([expected] if expected else [])
+
+
+@pytest.mark.parametrize("visibility", ["public", "private", "shared", "community"])
+def test_metadata_patch_sets_any_of_the_four_visibilities_when_told_one(visibility):
+    record = dict(RECORD, visibility="community" if visibility != "community" else "shared")
+    wanted = image_from_record(record, "R").copy(visibility=visibility)
+    patch = metadata_patch(record, wanted)
+    assert [op["value"] for op in patch if op["path"] == "/visibility"] == [visibility]
+
+
+def test_metadata_patch_carries_hidden_and_minimums_and_protection_is_separate():
+    record = dict(RECORD, os_hidden=False, min_disk=0, min_ram=0, protected=False)
+    wanted = image_from_record(record, "R").copy(
+        hidden=True, min_disk=10, min_ram=512, protected=True
+    )
+    patch = {op["path"]: op["value"] for op in metadata_patch(record, wanted)}
+    assert patch == {"/os_hidden": True, "/min_disk": 10, "/min_ram": 512}
+    assert protect_patch(record, wanted) == [{"op": "replace", "path": "/protected", "value": True}]
+    # Never the other way round: GlanceSync does not unprotect.
+    assert protect_patch(dict(record, protected=True), wanted.copy(protected=False)) == []
+
+
+def test_tags_are_changed_one_by_one_to_exactly_the_wanted_set():
+    record = dict(RECORD, tags=["keep", "drop"])
+    wanted = image_from_record(record, "R").copy(tags=("keep", "amphora"))
+    assert tag_changes(record, wanted) == (["amphora"], ["drop"])
+
+
+def test_a_record_gives_the_v2_fields_and_the_accepted_members():
+    record = dict(RECORD, visibility="shared", tags=["b", "a"], protected=True)
+    image = image_from_record(record, "R", ["p2", "p1"])
+    assert (image.visibility, image.is_public) == ("shared", False)
+    assert image.tags == ("a", "b") and image.protected
+    assert image.members == ("p2", "p1")
+    members = [
+        {"member_id": "p1", "status": "accepted"},
+        {"member_id": "p2", "status": "pending"},
+        {"member_id": "p3", "status": "rejected"},
+    ]
+    assert accepted_members(members) == ["p1"]
+
+
+def test_a_new_copy_is_created_with_its_fields_but_not_protected():
+    image = image_from_record(dict(RECORD, visibility="community"), "R").copy(
+        tags=("amphora",), hidden=True, protected=True
+    )
+    request = create_request(image)
+    assert request["visibility"] == "community"
+    assert request["tags"] == ["amphora"] and request["os_hidden"] is True
+    assert "protected" not in request
 
 
 def test_verification_accepts_a_faithful_copy():

@@ -1,0 +1,125 @@
+"""The Glance fields a copy carries besides its name, data and properties.
+
+Pure functions of the master image, the regional copy and the target's ``sync_fields``:
+which fields differ (the copy is then ``pending_metadata``), and what a new or updated
+copy must have. The rules an operator relies on:
+
+* a field left out of ``sync_fields`` keeps each region's own value, and a new copy is
+  made without the master's (tags none, not hidden, not protected, min_disk/min_ram 0);
+* ``visibility`` synchronises all four of Glance's; left out, only public-or-not is
+  (the rule of format-1 backups and Glance v1: a private master image does not make a
+  shared or community copy private);
+* ``protected`` is set on a copy whose master is protected, never cleared: GlanceSync
+  does not unprotect an image;
+* members are added (and accepted) to the copies of shared images, never removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from fiwareglancesync.image import Image
+
+TAGS = "tags"
+VISIBILITY = "visibility"
+HIDDEN = "os_hidden"
+PROTECTED = "protected"
+MIN_DISK = "min_disk"
+MIN_RAM = "min_ram"
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The values of the synchronised fields a copy must have (None: leave as it is)."""
+
+    visibility: str | None = None
+    tags: tuple[str, ...] = ()
+    hidden: bool = False
+    protected: bool = False
+    min_disk: int = 0
+    min_ram: int = 0
+    members: tuple[str, ...] = ()
+
+    def applied_to(self, image: Image) -> Image:
+        """``image`` with these fields (its other fields untouched)."""
+        changes: dict[str, Any] = {
+            "tags": self.tags,
+            "hidden": self.hidden,
+            "protected": self.protected,
+            "min_disk": self.min_disk,
+            "min_ram": self.min_ram,
+            "members": self.members,
+            "visibility": self.visibility,
+        }
+        if self.visibility:
+            changes["is_public"] = self.visibility == "public"
+        return image.copy(**changes)
+
+
+def _visibility_known(master: Image, regional: Image | None) -> bool:
+    return bool(master.visibility and (regional is None or regional.visibility))
+
+
+def differences(
+    master: Image,
+    regional: Image,
+    synced: frozenset[str],
+    members: Iterable[str] = (),
+) -> list[str]:
+    """The names of the synchronised fields in which ``regional`` is not what it must be.
+
+    ``members``: the project ids the copy must be shared with (shared images only).
+    """
+    found = []
+    visibility_known = VISIBILITY in synced and _visibility_known(master, regional)
+    if visibility_known and master.visibility != regional.visibility:
+        found.append(VISIBILITY)
+    if TAGS in synced and set(master.tags) != set(regional.tags):
+        found.append(TAGS)
+    if HIDDEN in synced and master.hidden != regional.hidden:
+        found.append(HIDDEN)
+    if PROTECTED in synced and master.protected and not regional.protected:
+        found.append(PROTECTED)
+    if MIN_DISK in synced and int(master.min_disk or 0) != int(regional.min_disk or 0):
+        found.append(MIN_DISK)
+    if MIN_RAM in synced and int(master.min_ram or 0) != int(regional.min_ram or 0):
+        found.append(MIN_RAM)
+    wanted = set(members) if _shared_copy(master, regional, synced) else set()
+    if wanted - set(regional.members):
+        found.append("members")
+    return found
+
+
+def _shared_copy(master: Image, regional: Image | None, synced: frozenset[str]) -> bool:
+    """Will the copy be a shared image (the only kind that has members)?"""
+    if VISIBILITY in synced and master.visibility:
+        return master.visibility == "shared"
+    return regional is not None and regional.visibility == "shared"
+
+
+def desired(
+    master: Image,
+    regional: Image | None,
+    synced: frozenset[str],
+    members: Iterable[str] = (),
+) -> Fields:
+    """What the copy of ``master`` must have: the master's value of each synchronised
+    field, the region's own (or the default, for a new copy) of the others."""
+    base = regional or Image(name=master.name, id="")
+    # None: public-or-not only, and the facade keeps a shared or community copy so.
+    visibility = master.visibility if VISIBILITY in synced else None
+    protected = bool(base.protected) or (PROTECTED in synced and master.protected)
+    member_ids: tuple[str, ...] = ()
+    if _shared_copy(master, regional, synced):
+        member_ids = tuple(sorted(set(base.members) | set(members)))
+    return Fields(
+        visibility=visibility,
+        tags=tuple(sorted(master.tags if TAGS in synced else base.tags)),
+        hidden=master.hidden if HIDDEN in synced else base.hidden,
+        protected=protected,
+        min_disk=int((master if MIN_DISK in synced else base).min_disk or 0),
+        min_ram=int((master if MIN_RAM in synced else base).min_ram or 0),
+        members=member_ids,
+    )
