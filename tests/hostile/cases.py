@@ -172,7 +172,11 @@ CASES: tuple[Case, ...] = (
         "huge size", {"backup_A.csv": "A,x,1,active,1.5e400,c,o,True,{}\n"}, "size is not a number"
     ),
     load("negative size", {"backup_A.csv": "A,x,1,active,-4,c,o,True,{}\n"}, "size is negative"),
-    load("too few fields", {"backup_A.csv": "A,x,1\n"}, "expected 9 fields (format 1) or 18 (format 2), found 3"),
+    load(
+        "too few fields",
+        {"backup_A.csv": "A,x,1\n"},
+        "expected 9 fields (format 1) or 18 (format 2), found 3",
+    ),
     load("not UTF-8", {"backup_A.csv": b"A,\xff\xfe,1,active,1,c,o,True,{}\n"}, "cannot be read"),
     load(
         "big cell",

@@ -103,7 +103,10 @@ def test_fast_path_reads_exactly_what_repr_wrote(properties):
     "row, problem",
     [
         ("R,a,id,active,12,c,o,True", "expected 9 fields (format 1) or 18 (format 2), found 8"),
-        ("R,a,id,active,12,c,o,True,{},extra", "expected 9 fields (format 1) or 18 (format 2), found 10"),
+        (
+            "R,a,id,active,12,c,o,True,{},extra",
+            "expected 9 fields (format 1) or 18 (format 2), found 10",
+        ),
         ("R,a,id,active,big,c,o,True,{}", "size is not a number"),
         ("R,a,id,active,12,c,o,maybe,{}", "is_public is not True or False"),
         ("R,a,id,active,12,c,o,True,\"['list']\"", "user_properties is not a dict literal"),
