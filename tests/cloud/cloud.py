@@ -46,7 +46,7 @@ MASTER_REGION = "Master"
 START_TIMEOUT = 120.0  # generous: six Python servers load at once on two cores
 STOP_TIMEOUT = 10.0
 # Bump when what _seed_keystone() puts in a Keystone changes: cached databases then go stale.
-SEED_VERSION = 1
+SEED_VERSION = 2
 # Environment variables that must not leak from the test process into the servers: they
 # would point the servers' Python at the project's venv or at some real OpenStack.
 _SCRUBBED_ENV_PREFIXES = ("OS_", "PYTHON", "VIRTUAL_ENV", "http_proxy", "https_proxy")
@@ -134,6 +134,8 @@ def _keystone_a(extra_regions: tuple[str, ...] = ()) -> KeystoneServer:
         User("admin", "admin-a-secret", "admin", "admin"),
         User("user2", "user2-secret", "project2", "member"),
         User("member1", "member1-secret", "admin", "member"),
+        # project3 exists only under Keystone A: a member GlanceSync cannot map to Keystone B.
+        User("user3", "user3-secret", "project3", "member"),
         User("glance", "glance-a-secret", "service", "service"),
     ]
     regions = (MASTER_REGION, "RegionA", "RegionB", *extra_regions)
@@ -143,6 +145,8 @@ def _keystone_a(extra_regions: tuple[str, ...] = ()) -> KeystoneServer:
 def _keystone_b() -> KeystoneServer:
     users = [
         User("admin", "admin-b-secret", "admin", "admin"),
+        # Same project name as under Keystone A, another id: what "members = same" maps.
+        User("user2", "user2-b-secret", "project2", "member"),
         User("glance", "glance-b-secret", "service", "service"),
     ]
     return KeystoneServer("B", "other", ("RegionC",), {u.name: u for u in users})
