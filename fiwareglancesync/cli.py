@@ -103,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the run's figures to PATH in Prometheus' text format (for "
         "node_exporter's textfile collector), replacing it at once",
     )
+    parser.add_argument(
+        "--backup-format",
+        type=int,
+        choices=(1, 2),
+        help="with --make-backup: write backup files in format 1 (the original's nine "
+        "columns, without the Glance v2 fields) or 2; by default the smallest format that "
+        "holds every field",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of bugs")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.set_defaults(mode=Mode.SYNC)
@@ -119,6 +127,8 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.output_format != "csv" and args.mode is not Mode.STATUS:
         parser.error("--format goes with --show-status")
+    if args.backup_format is not None and args.mode is not Mode.BACKUP:
+        parser.error("--backup-format goes with --make-backup")
     overrides = [item for item in args.config if "=" in item]
     args.regions = [*args.regions, *(item for item in args.config if "=" not in item)]
     args.config = overrides
@@ -144,6 +154,7 @@ def _run(
             args.debug,
             args.output_format,
             args.metrics_file,
+            args.backup_format,
         )
         return run_commands(engine, options, out)
     finally:

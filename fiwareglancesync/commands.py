@@ -42,6 +42,7 @@ class RunOptions:
     debug: bool = False
     output_format: str = "csv"  # --show-status: csv rows, or a json or html report
     metrics_file: str | None = None
+    backup_format: int | None = None  # --make-backup: CSV format 1 or 2 (None: automatic)
 
     @property
     def reports(self) -> bool:
@@ -52,9 +53,11 @@ class RunOptions:
 
 
 def run_region(
-    engine: GlanceSync, region: RegionRef, mode: Mode, backup_dir: Path | None, debug: bool
+    engine: GlanceSync, region: RegionRef, options: RunOptions, backup_dir: Path | None
 ) -> Outcome:
-    """Do ``mode`` for one region; failures are logged, never raised (but interruptions)."""
+    """Do the run's mode for one region; failures are logged, never raised (but
+    interruptions)."""
+    mode, debug = options.mode, options.debug
     outcome = Outcome(region.fullname, True)
     started = time.monotonic()
     try:
@@ -65,7 +68,7 @@ def run_region(
             outcome.figures["statuses"] = dict(Counter(entry.status for entry in statuses))
         elif mode is Mode.BACKUP:
             assert backup_dir is not None
-            write_backup(engine, region, backup_dir)
+            write_backup(engine, region, backup_dir, options.backup_format)
         else:
             logger.info("======%s", region)
             result = engine.sync_region(region, dry_run=mode is Mode.DRY_RUN)
@@ -96,12 +99,16 @@ def _report(region: RegionRef, error: Exception, debug: bool) -> str:
     return explained.text
 
 
-def write_backup(engine: GlanceSync, region: RegionRef, directory: Path) -> None:
+def write_backup(
+    engine: GlanceSync, region: RegionRef, directory: Path, version: int | None = None
+) -> None:
+    """One region's backup file, in format ``version`` (None: the smallest that holds
+    every field; see :func:`fiwareglancesync.image.write_csv`)."""
     images = engine.list_region(region)
     path = directory / backup_file_name(region.fullname)
     try:
         with open(path, "w", encoding="utf-8", newline="") as out:
-            write_csv(out, images)
+            write_csv(out, images, version)
     except OSError as error:
         raise RegionError(f"cannot write {path}: {os_reason(error)}") from None
 
@@ -207,7 +214,7 @@ def _run_sequentially(
 ) -> list[Outcome]:
     outcomes = []
     for region in regions:
-        outcome = run_region(engine, region, options.mode, backup_dir, options.debug)
+        outcome = run_region(engine, region, options, backup_dir)
         outcomes.append(outcome)
         if options.mode is not Mode.STATUS:
             _finished(outcome)
@@ -228,7 +235,7 @@ def _run_in_parallel(
         # In the child: its own connections, its own log file.
         engine.forget_connections()
         configure_logging(log, options.debug)
-        return run_region(engine, region, options.mode, backup_dir, options.debug)
+        return run_region(engine, region, options, backup_dir)
 
     pool = ForkPool(min(engine.config.max_children, len(regions)), log_dir)
     outcomes = pool.run(regions, work, _finished) if regions else []

@@ -16,8 +16,15 @@ from collections.abc import Callable, Iterable, Sequence
 from fiwareglancesync.apply import RegionResult, apply_plan
 from fiwareglancesync.condition import ConditionLimitError
 from fiwareglancesync.config import MASTER, Config, TargetConfig
-from fiwareglancesync.errors import ConfigError, GlanceSyncError, RegionError, UsageError
+from fiwareglancesync.errors import (
+    ConfigError,
+    FacadeError,
+    GlanceSyncError,
+    RegionError,
+    UsageError,
+)
 from fiwareglancesync.facades.base import Facade, ImageData
+from fiwareglancesync.fields import wanted_members
 from fiwareglancesync.image import Image
 from fiwareglancesync.plan import (
     ImageStatus,
@@ -130,6 +137,7 @@ class GlanceSync:
         self._master_listed_at: float | None = None
         self._master_error: GlanceSyncError | None = None
         self._selected: dict[str, list[Image]] = {}
+        self._members: dict[str, dict[str, tuple[str, ...]]] = {}
         self.locks = RegionLocks(config.lock_dir, config.lock_timeout)
         # A sync lists the master itself, whatever the cache holds (see CloudCache).
         self.fresh_master = False
@@ -312,6 +320,47 @@ class GlanceSync:
             if target in self.config.targets:
                 self.selected_images(target)
 
+    def members(self, target: str) -> dict[str, tuple[str, ...]]:
+        """The target's project ids each shared master image's copy is shared with, by
+        master image id (the ``members`` option; looked up once per run)."""
+        if target not in self._members:
+            self._members[target] = self._lookup_members(target)
+        return self._members[target]
+
+    def _lookup_members(self, target: str) -> dict[str, tuple[str, ...]]:
+        config = self.target(target)
+        shared = [i for i in self.selected_images(target) if i.visibility == "shared"]
+        if not config.members or not shared:
+            return {}
+        same = config.members_same
+        try:
+            master_names: dict[str, str] = {}
+            if same:
+                ids = {member for image in shared for member in image.members}
+                master_names = self.facade(MASTER).project_names(ids)
+                names = set(master_names.values())
+            else:
+                names = set(config.members)
+            found = self.facade(target).project_ids_by_name(names)
+        except FacadeError as error:
+            logger.warning(
+                "target %s: cannot map the member projects (%s); shared copies get no new members",
+                target,
+                error,
+            )
+            return {}
+        plan = wanted_members(
+            shared,
+            target,
+            None if same else config.members,
+            master_names,
+            found,
+            self.project_id(target),
+        )
+        for warning in plan.warnings:
+            logger.warning("%s", warning)
+        return plan.by_image
+
     def known_project_ids(self) -> dict[str, str]:
         """The project ids asked for so far, by target (for backups)."""
         return dict(self._project_ids)
@@ -338,6 +387,7 @@ class GlanceSync:
             self.target(region.target),
             self.project_id(region.target),
             self.selected_images(region.target),
+            self.members(region.target),
         )
 
     def region_status(self, region: RegionRef) -> list[ImageStatus]:

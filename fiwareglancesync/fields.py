@@ -16,7 +16,7 @@ copy must have. The rules an operator relies on:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,3 +123,59 @@ def desired(
         min_ram=int((master if MIN_RAM in synced else base).min_ram or 0),
         members=member_ids,
     )
+
+
+@dataclass(frozen=True)
+class MemberPlan:
+    """The target's projects each shared master image's copy must be shared with."""
+
+    by_image: dict[str, tuple[str, ...]]  # master image id -> project ids of the target
+    warnings: tuple[str, ...]
+
+
+def wanted_members(
+    shared: Iterable[Image],
+    target: str,
+    names: tuple[str, ...] | None,
+    master_names: Mapping[str, str],
+    target_ids: Mapping[str, str],
+    own_project: str,
+) -> MemberPlan:
+    """Map the ``members`` option of ``target`` to its project ids, per shared image.
+
+    ``names``: the project names of the option, or None for ``members = same`` (each
+    image's own member projects, by the names ``master_names`` gives their ids).
+    ``target_ids``: the ids of the names the target's Keystone knows. A project that
+    cannot be mapped is a warning, never a failure; the target's own project owns the
+    copy and is never one of its members.
+    """
+    images = list(shared)
+    warnings: list[str] = []
+    if names is None:
+        unnamed = sorted({m for image in images for m in image.members} - set(master_names))
+        if unnamed:
+            warnings.append(
+                f"target {target}: member projects {', '.join(unnamed)} of the master's "
+                "images have no name in the master's Keystone; they are not mapped"
+            )
+    wanted = sorted(
+        set(names)
+        if names is not None
+        else {master_names[m] for i in images for m in i.members if m in master_names}
+    )
+    missing = [name for name in wanted if name not in target_ids]
+    if missing:
+        warnings.append(
+            f"target {target}: member projects {', '.join(missing)} do not exist in its "
+            "Keystone; the copies are not shared with them"
+        )
+    by_image = {}
+    for image in images:
+        image_names = (
+            names
+            if names is not None
+            else [master_names[m] for m in image.members if m in master_names]
+        )
+        ids = {target_ids[n] for n in image_names if n in target_ids} - {own_project}
+        by_image[image.id] = tuple(sorted(ids))
+    return MemberPlan(by_image, tuple(warnings))

@@ -554,13 +554,15 @@ class _Planner:
                 desired = obsolete_image(regional, master, self.target.obsolete_syncprops)
                 if desired == regional:
                     continue
-                if regional.protected and desired.name != regional.name:
+                if regional.protected:
+                    # Marking it obsolete is a policy like replace and rename: a protected
+                    # copy is left exactly as it is, and the operator told.
                     self.notices.append(
                         (
                             logging.WARNING,
                             f"Image {regional.name} ({regional.id}) is protected in region "
-                            f"{self.region_name}: not renamed to {master.name}, although "
-                            "the master image is obsolete.",
+                            f"{self.region_name}: not marked obsolete (as {master.name}), "
+                            "although the master image is obsolete.",
                         )
                     )
                     continue

@@ -24,7 +24,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import tenacity
@@ -33,6 +33,7 @@ from glanceclient.v2 import client as glance_client
 from keystoneauth1 import adapter as ks_adapter
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
+from keystoneclient.v3 import client as keystone_client
 
 from fiwareglancesync.config import TargetConfig
 from fiwareglancesync.errors import FacadeError
@@ -261,6 +262,41 @@ class GlanceFacade(Facade):
                 )
             self._project_id = project_id
         return self._project_id
+
+    def _keystone(self) -> keystone_client.Client:
+        # The catalog's identity endpoint, through the session that holds the token.
+        return keystone_client.Client(session=self._session, interface="public")
+
+    def _projects(self) -> list[Any]:
+        """Every project the token may see (listing them takes an admin, or a reader of
+        the domain, in Keystone's default policy)."""
+        try:
+            return _retrying()(lambda: list(self._keystone().projects.list()))
+        except CLIENT_ERRORS as error:
+            raise FacadeError(
+                describe(error, "listing the projects"), service="Keystone"
+            ) from error
+
+    @_keeps_the_promise
+    def project_names(self, project_ids: Iterable[str]) -> dict[str, str]:
+        wanted = set(project_ids)
+        if not wanted:
+            return {}
+        projects = self._projects()
+        return {project.id: project.name for project in projects if project.id in wanted}
+
+    @_keeps_the_promise
+    def project_ids_by_name(self, names: Iterable[str]) -> dict[str, str]:
+        wanted = set(names)
+        if not wanted:
+            return {}
+        own_domain = self._access().project_domain_id
+        projects = self._projects()
+        found: dict[str, str] = {}
+        for project in sorted(projects, key=lambda p: p.domain_id != own_domain):
+            if project.name in wanted:
+                found.setdefault(project.name, project.id)  # own domain first
+        return found
 
     def _client(self, region: str, listing: bool = False) -> glance_client.Client:
         key = (region, listing)

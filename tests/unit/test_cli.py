@@ -1,5 +1,6 @@
 """sync.py as an operator runs it: main(argv) on the bundled example through the mock."""
 
+import csv
 import json
 import os
 import shutil
@@ -366,3 +367,39 @@ def test_a_bug_outside_any_region_is_one_line_and_a_traceback_only_with_debug(en
     assert err.strip() == "ERROR: unexpected error: AttributeError: facade factory bug"
     status, _, err = run(["--debug", "--show-status"], environ, facade_factory=broken_factory)
     assert "Traceback" in err
+
+
+V2_SCENARIO = ROOT / "tests" / "scenarios" / "glance_v2_fields"
+
+
+@pytest.mark.parametrize(
+    ("flag", "columns"), [([], 18), (["--backup-format", "2"], 18), (["--backup-format", "1"], 9)]
+)
+def test_backup_format_of_v2_fields(flag, columns, tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    assert mock_main(["--path", str(store), str(V2_SCENARIO / "before")]) == 0
+    environ = {
+        "GLANCESYNC_CONFIG": str(V2_SCENARIO / "glancesync.conf"),
+        "GLANCESYNC_MOCKPERSISTENT_PATH": str(store),
+    }
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run(["--make-backup", *flag, "copyall:"], environ)
+    assert status == ExitStatus.OK, err
+    [backup] = list(tmp_path.glob("backup_glance_*"))
+    text = (backup / "backup_copyall:Lyon.csv").read_text()
+    rows = [row for row in text.splitlines() if not row.startswith("region,")]
+    assert {len(cells) for cells in csv.reader(rows)} == {columns}
+    assert text.startswith("region,") == (columns == 18)
+    replay = tmp_path / "replay"
+    assert mock_main(["--path", str(replay), str(backup)]) == 0
+    [image] = [i for i in MockStore(replay).read("copyall:Lyon") if i.name == "shared"]
+    if columns == 18:
+        assert (image.visibility, image.members) == ("shared", ("proj-z",))
+    else:  # format 1 knows only is_public
+        assert (image.visibility, image.members, image.is_public) == (None, (), False)
+
+
+def test_backup_format_without_make_backup_is_a_usage_error(environ, capsys):
+    status, _, _ = run(["--show-status", "--backup-format", "1"], environ)
+    assert status == ExitStatus.USAGE
+    assert "--backup-format goes with --make-backup" in capsys.readouterr().err

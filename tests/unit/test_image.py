@@ -141,3 +141,92 @@ def test_same_owner_strips_leading_zeros_only():
     assert same_owner("00012", "12")
     assert same_owner("", None)
     assert not same_owner("120", "12")
+
+
+# --------------------------------------------------------------------------- format 2
+
+V2_HEADER = (
+    "region,name,id,status,size,checksum,owner,is_public,user_properties,visibility,tags,"
+    "os_hidden,protected,min_disk,min_ram,disk_format,container_format,members"
+)
+
+
+def _v2_image(**changes):
+    image = Image("amphora", "id2", "R", "active", 9, "c", "o", False, {"k": "v"})
+    image.visibility = "shared"
+    image.tags = ("amphora", "octavia")
+    image.hidden = True
+    image.protected = True
+    image.min_disk = 2
+    image.min_ram = 512
+    image.disk_format = "qcow2"
+    image.container_format = "bare"
+    image.members = ("p1", "p2")
+    for name, value in changes.items():
+        setattr(image, name, value)
+    return image
+
+
+def test_format_2_round_trip_keeps_every_glance_field():
+    out = io.StringIO()
+    write_csv(out, [_v2_image()])
+    text = out.getvalue()
+    assert text.splitlines()[0] == V2_HEADER
+    [image] = read_csv(io.StringIO(text))
+    assert image == _v2_image()
+    assert image.is_public is False and image.effective_visibility == "shared"
+
+
+def test_a_nine_column_backup_still_loads_and_is_written_back_byte_for_byte():
+    [image] = read_csv(io.StringIO(ROW))
+    assert image.visibility is None and image.tags == () and not image.protected
+    out = io.StringIO()
+    write_csv(out, [image])
+    assert out.getvalue() == ROW
+
+
+def test_format_1_can_be_asked_for_and_drops_the_v2_fields():
+    out = io.StringIO()
+    write_csv(out, [_v2_image()], version=1)
+    [row] = out.getvalue().splitlines()
+    assert row == "R,amphora,id2,active,9,c,o,False,{'k': 'v'}"
+    [image] = read_csv(io.StringIO(out.getvalue()))
+    assert image.tags == () and image.is_public is False and image.visibility is None
+
+
+def test_the_automatic_format_is_2_only_when_a_field_needs_it():
+    plain = Image("p", "x", "R", "active", 1, "c", "o", True, {})
+    out = io.StringIO()
+    write_csv(out, [plain, _v2_image(tags=())])
+    assert out.getvalue().startswith(V2_HEADER + "\n")
+    out = io.StringIO()
+    write_csv(out, [plain])
+    assert not out.getvalue().startswith("region,")
+
+
+def test_visibility_cell_decides_is_public():
+    row = ROW.rstrip("\n") + ",private,,,,,,,,\n"
+    [image] = read_csv(io.StringIO(row))
+    assert image.is_public is False and image.visibility == "private"
+
+
+@pytest.mark.parametrize(
+    ("cells", "problem"),
+    [
+        ("secret,,,,,,,,", "visibility is not one of public, private, shared, community"),
+        (',"[1]",,,,,,,', "tags is not a list of strings"),
+        (",[,,,,,,,", "tags is not a JSON list"),
+        (",,maybe,,,,,,", "os_hidden is not True or False"),
+        (",,,,-1,,,,", "min_disk is not a whole number"),
+        (",,,,,1e3,,,", "min_ram is not a whole number"),
+    ],
+)
+def test_bad_format_2_cells_are_refused_by_name(cells, problem):
+    with pytest.raises(CsvFormatError, match=problem):
+        read_csv(io.StringIO(ROW.rstrip("\n") + "," + cells + "\n"))
+
+
+def test_a_mixed_file_of_nine_and_eighteen_columns_loads():
+    mixed = ROW + ROW.replace("id1", "id2").rstrip("\n") + ",community,,,,,,,,\n"
+    first, second = read_csv(io.StringIO(mixed))
+    assert first.visibility is None and second.visibility == "community"
