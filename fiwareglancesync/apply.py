@@ -6,6 +6,11 @@ runs the action, and logs it in the words operators grep for. A replaced image i
 only after its replacement is verified. With ``dry_run`` nothing is changed: each action
 is logged as it would have been, and described in one more line (``would upload X (N MB)
 by stream``).
+
+An image the pre-flight checks refuse (:class:`PreflightRefused`) is logged in one line
+and skipped, the region's other actions go on, and the region then fails with one
+RegionError counting them. A dry run runs the same checks (they read at most 1 MiB of
+each image) and ends the same way, saying ``would refuse X before the transfer: ...``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from fiwareglancesync.actions import (
     Transfer,
     UpdateMetadata,
 )
-from fiwareglancesync.errors import RegionError
+from fiwareglancesync.errors import PreflightRefused, RegionError
 from fiwareglancesync.facades.base import Facade
 from fiwareglancesync.image import Image
 from fiwareglancesync.plan import RegionPlan
@@ -41,8 +46,14 @@ class Sender(Protocol):
     def method(self, master: Image) -> str:
         """The transfer method this image would use: glance-download, file or stream."""
 
+    def check(self, master: Image, method: str) -> None:
+        """Raise PreflightRefused if ``master`` cannot land in the region by ``method``."""
+
     def send(self, master: Image, wanted: Image) -> Image:
-        """Copy ``master`` into the region as ``wanted``; return the image created."""
+        """Copy ``master`` into the region as ``wanted``; return the image created.
+
+        Raises PreflightRefused, having changed nothing, if the image cannot land.
+        """
 
 
 @dataclass
@@ -66,6 +77,7 @@ class _Executor:
         self.result = RegionResult(plan.region)
         self.name = plan.region.fullname
         self.methods: dict[str, str] = {}
+        self.refused: list[str] = []  # the images the pre-flight checks refused
         # Regional ids by image name, updated as images are uploaded: where the kernel
         # and ramdisk names of an action point in this region.
         self.regional_ids = {
@@ -93,7 +105,15 @@ class _Executor:
                 self.name,
                 self.result.uploaded_bytes // 1048576,
             )
+        if self.refused:
+            raise RegionError(self._refusals())
         return self.result
+
+    def _refusals(self) -> str:
+        count = len(self.refused)
+        images = "image" if count == 1 else "images"
+        verb = "would be refused" if self.dry_run else "refused"
+        return f"{count} {images} {verb} before the transfer: {', '.join(self.refused)}"
 
     def _run(self, action: Action) -> None:
         if isinstance(action, ObsoleteUpdate):
@@ -151,12 +171,29 @@ class _Executor:
 
     # ------------------------------------------------------------------- transfers
 
+    def _pending(self, action: Transfer) -> None:
+        """A dry run's transfer: checked as the real one would be, and described."""
+        master = action.master
+        logger.info("%s: Pending: %s (%d MB)", self.name, action.name, master.size_mb)
+        method = self.methods[action.name]
+        try:
+            self.sender.check(master, method)
+        except PreflightRefused as refusal:
+            logger.warning(
+                "%s: would refuse %s before the transfer: %s",
+                self.name,
+                action.name,
+                refusal.reason,
+            )
+            self.refused.append(action.name)
+            return
+        self._describe(action, method)
+        self.result.pending_bytes += master.size
+
     def _transfer(self, action: Transfer) -> None:
         master = action.master
         if self.dry_run:
-            logger.info("%s: Pending: %s (%d MB)", self.name, action.name, master.size_mb)
-            self._describe(action, self.methods.get(action.name))
-            self.result.pending_bytes += master.size
+            self._pending(action)
             return
         if action.mode == REPLACE:
             logger.info("%s: Replacing image %s (%d MB)", self.name, action.name, master.size_mb)
@@ -170,7 +207,13 @@ class _Executor:
         else:
             logger.info("%s: Uploading image %s (%d MB)", self.name, action.name, master.size_mb)
         wanted = action.wanted(self._properties(action.desired, action.name), self.name)
-        created = self.sender.send(master, wanted)
+        try:
+            created = self.sender.send(master, wanted)
+        except PreflightRefused as refusal:
+            # One line, and the region goes on; its end says how many were refused.
+            logger.error("%s: %s", self.name, refusal)
+            self.refused.append(action.name)
+            return
         if created.status != "active" or created.checksum != master.checksum:
             raise RegionError(
                 f"the upload of {master.name} ended {created.status} with checksum "

@@ -288,6 +288,18 @@ OPTIONS: tuple[Option, ...] = (
         maximum=MAX_SECONDS,
     ),
     Option(
+        "preflight",
+        "target",
+        "bool",
+        True,
+        "Before sending an image to a region, check what its Glance can tell in advance: "
+        "that it accepts the image's disk_format and container_format (GET "
+        "/v2/schemas/image), that the image fits its quota (GET /v2/info/usage, with "
+        "Keystone unified limits), and that the first MiB of the data is what its "
+        "disk_format says. An image that fails is refused in that region, in one error "
+        "line, and the region's other images go on. false: no checks, no reads.",
+    ),
+    Option(
         "use_keystone_v3",
         "target",
         "bool",
@@ -344,6 +356,7 @@ class TargetConfig:
     import_timeout: float = default_of("import_timeout")
     sync_fields: frozenset[str] = frozenset(default_of("sync_fields"))
     members: tuple[str, ...] = tuple(default_of("members"))
+    preflight: bool = default_of("preflight")
 
     @property
     def members_same(self) -> bool:
@@ -625,6 +638,7 @@ def _build_target(reader: _Reader, environ: Mapping[str, str]) -> TargetConfig |
             "list_images_timeout",
             "transfer",
             "import_timeout",
+            "preflight",
         )
     }
     sets = {

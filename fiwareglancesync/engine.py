@@ -34,6 +34,7 @@ from fiwareglancesync.plan import (
     plan_region,
     select_images,
 )
+from fiwareglancesync.preflight import HEAD_SIZE
 from fiwareglancesync.region import RegionRef
 from fiwareglancesync.regionlock import RegionLocks
 from fiwareglancesync.transfers import RegionSender
@@ -408,6 +409,13 @@ class GlanceSync:
             return ImageData.from_file(self._image_file(master), master)
         return self.facade(MASTER).download(self.master_ref, master)
 
+    def read_head(self, master: Image, from_file: bool) -> bytes | None:
+        """The first MiB of a master image: of its images_dir file, or from the master."""
+        if from_file:
+            with open(self._image_file(master), "rb") as stream:
+                return stream.read(HEAD_SIZE)
+        return self.facade(MASTER).read_head(self.master_ref, master, HEAD_SIZE)
+
     @property
     def master_ref(self) -> RegionRef:
         return RegionRef(MASTER, self.config.master_region)
@@ -422,6 +430,7 @@ class GlanceSync:
             master_region=self.master_ref,
             open_data=self.open_data,
             has_file=self.has_file,
+            read_head=self.read_head,
         )
 
     def sync_region(self, region: RegionRef, dry_run: bool = False) -> RegionResult:

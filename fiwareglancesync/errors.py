@@ -52,6 +52,19 @@ class RegionError(GlanceSyncError):
     """A region could not be listed or changed; the other regions go on."""
 
 
+class PreflightRefused(RegionError):
+    """A pre-flight check showed that an image cannot land in a region.
+
+    Only that image is skipped: the executor logs it and goes on with the region's other
+    actions, and the region then ends with errors (see :mod:`fiwareglancesync.preflight`).
+    """
+
+    def __init__(self, image: str, reason: str):
+        super().__init__(f"image {image} refused before the transfer: {reason}")
+        self.image = image
+        self.reason = reason
+
+
 class FacadeError(RegionError):
     """A call to a cloud (or the mock) failed; the only error a facade raises.
 

@@ -13,6 +13,10 @@
 A target's ``transfer`` option says which may be used: ``auto`` (the default) takes
 glance-download where the region can use it, else a file, else a stream; ``stream``
 never imports; ``glance-download`` insists, and a region that cannot use it fails.
+
+Whatever the method, an image first passes the pre-flight checks (the target's
+``preflight`` option, see :mod:`fiwareglancesync.preflight`): what the region can tell
+in advance about an image that cannot land there refuses it before anything is created.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from fiwareglancesync import preflight
 from fiwareglancesync.config import TargetConfig
-from fiwareglancesync.errors import RegionError
+from fiwareglancesync.errors import PreflightRefused, RegionError
 from fiwareglancesync.facades.base import Facade, ImageData, ImportSource
 from fiwareglancesync.facades.glance_import import GLANCE_DOWNLOAD
 from fiwareglancesync.image import Image
+from fiwareglancesync.preflight import AcceptedFormats
 from fiwareglancesync.region import RegionRef
 
 logger = logging.getLogger(__name__)
@@ -37,6 +43,9 @@ METHODS = (GLANCE_DOWNLOAD, FILE, STREAM)
 
 DataOpener = Callable[[Image], ImageData]
 FileFinder = Callable[[Image], bool]
+# The first bytes of a master image (True: of its images_dir file, False: from the
+# master Glance); None when the source cannot tell.
+HeadReader = Callable[[Image, bool], bytes | None]
 
 
 def same_keystone(target: TargetConfig, master: TargetConfig) -> bool:
@@ -53,8 +62,10 @@ class RegionSender:
     """Sends the master images one region needs, by the method its target allows.
 
     ``open_data`` reads a master image from images_dir or the master Glance, ``has_file``
-    says whether images_dir has it. ``streamed_bytes`` counts what went through this
-    host: the bytes read from a file or from the master, re-read ones included.
+    says whether images_dir has it, ``read_head`` reads the first MiB of one for the
+    pre-flight data check (without it, the data is not checked). ``streamed_bytes``
+    counts what went through this host: the bytes read from a file or from the master,
+    re-read ones and those the pre-flight check read included.
     """
 
     region: RegionRef
@@ -64,8 +75,12 @@ class RegionSender:
     master_region: RegionRef
     open_data: DataOpener
     has_file: FileFinder
+    read_head: HeadReader | None = None
     streamed_bytes: int = 0
     _server_side: tuple[bool, str] | None = field(default=None, repr=False)
+    # What the region's schema accepts, asked once per region and run.
+    _formats: AcceptedFormats | None = field(default=None, repr=False)
+    _formats_asked: bool = field(default=False, repr=False)
 
     def method(self, master: Image) -> str:
         """The method ``master`` goes by; RegionError if glance-download is forced in vain."""
@@ -96,9 +111,46 @@ class RegionSender:
             return False, f"its Glance does not offer glance-download (it offers: {offered})"
         return True, ""
 
+    def check(self, master: Image, method: str) -> None:
+        """Raise :class:`PreflightRefused` if ``master`` cannot land in the region.
+
+        The cheapest first: the formats (asked once per region), the quota (asked for
+        every image: the run's own uploads change it), then the data (one read of at
+        most 1 MiB, from where ``method`` takes it: images_dir for ``file``, else the
+        master Glance, which a glance-download copies).
+        """
+        if not self.target.preflight:
+            return
+        reason = (
+            preflight.format_refusal(master, self._accepted_formats())
+            or preflight.quota_refusal(master, self.facade.image_limits(self.region))
+            or self._data_refusal(master, method)
+        )
+        if reason:
+            raise PreflightRefused(master.name, reason)
+
+    def _accepted_formats(self) -> AcceptedFormats | None:
+        if not self._formats_asked:
+            self._formats = self.facade.accepted_formats(self.region)
+            self._formats_asked = True
+        return self._formats
+
+    def _data_refusal(self, master: Image, method: str) -> str | None:
+        if self.read_head is None or not preflight.inspectable(master):
+            return None
+        head = self.read_head(master, method == FILE)
+        if head is None:
+            return None
+        self.streamed_bytes += len(head)
+        return preflight.data_refusal(master, head)
+
     def send(self, master: Image, wanted: Image) -> Image:
-        """Copy ``master`` into the region as ``wanted`` (name, visibility, properties)."""
+        """Copy ``master`` into the region as ``wanted`` (name, visibility, properties).
+
+        Raises :class:`PreflightRefused`, having created nothing, if it cannot land.
+        """
         method = self.method(master)
+        self.check(master, method)
         opened: list[ImageData] = []
 
         def open_data() -> ImageData:

@@ -15,10 +15,11 @@ import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fiwareglancesync.errors import FacadeError
 from fiwareglancesync.image import Image
+from fiwareglancesync.preflight import AcceptedFormats
 from fiwareglancesync.region import RegionRef
 
 CHUNK_SIZE = 1024 * 1024
@@ -180,6 +181,24 @@ class Facade(abc.ABC):
         data instead. Only facades whose :meth:`import_methods` offer one implement it.
         """
         raise FacadeError(f"{type(self).__name__} cannot import images")
+
+    # Pre-flight answers (see :mod:`fiwareglancesync.preflight`). None means "cannot
+    # tell": the check it feeds passes. A facade answers only what its cloud says.
+
+    def image_limits(self, region: RegionRef) -> dict[str, Any] | None:
+        """The project's quota usage in ``region``, as Glance's ``GET /v2/info/usage``
+        gives it (``{"image_size_total": {"usage": U, "limit": L}, ...}``); read afresh
+        at every call, since it changes as images are uploaded."""
+        return None
+
+    def accepted_formats(self, region: RegionRef) -> AcceptedFormats | None:
+        """The disk and container formats ``region``'s image service accepts."""
+        return None
+
+    def read_head(self, region: RegionRef, image: Image, size: int) -> bytes | None:
+        """The first ``size`` bytes of ``image``'s data in ``region`` (fewer if it is
+        smaller), read without downloading the rest."""
+        return None
 
     def lock_key(self, region: RegionRef) -> str | None:
         """What identifies ``region`` across processes (None: nothing to lock)."""

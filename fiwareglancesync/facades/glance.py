@@ -38,6 +38,7 @@ from keystoneclient.v3 import client as keystone_client
 from fiwareglancesync.config import TargetConfig
 from fiwareglancesync.errors import FacadeError
 from fiwareglancesync.facades.base import (
+    CHUNK_SIZE,
     ChecksumMismatch,
     Facade,
     ImageData,
@@ -83,6 +84,7 @@ from fiwareglancesync.facades.transfer import (
     with_progress,
 )
 from fiwareglancesync.image import Image, same_owner
+from fiwareglancesync.preflight import AcceptedFormats, formats_from_schema
 from fiwareglancesync.region import RegionRef
 
 logger = logging.getLogger(__name__)
@@ -536,6 +538,66 @@ class GlanceFacade(Facade):
                 raise
             raise translated from error
         return image_from_record(record, where.fullname)
+
+    # ------------------------------------------------------------------- pre-flight
+
+    def _optional_get(self, where: RegionRef, what: str, path: str) -> Any | None:
+        """``GET path`` for information a Glance may not offer: None on 403 or 404."""
+        client = self._client(where.name)
+        try:
+            _, body = self._call(what, client.http_client.get, path)
+        except FacadeError as error:
+            if status_of(error.__cause__) not in (403, 404):
+                raise
+            return None
+        return body
+
+    @_keeps_the_promise
+    def image_limits(self, where: RegionRef) -> dict[str, Any] | None:
+        """``GET /v2/info/usage`` (Glance 2023.1 and later): empty without unified limits."""
+        body = self._optional_get(where, "reading the image quota", "/v2/info/usage")
+        usage = body.get("usage") if isinstance(body, dict) else None
+        return usage if isinstance(usage, dict) else None
+
+    @_keeps_the_promise
+    def accepted_formats(self, where: RegionRef) -> AcceptedFormats | None:
+        """The enums of ``GET /v2/schemas/image``: Glance's disk_formats and
+        container_formats options."""
+        body = self._optional_get(where, "reading the image schema", "/v2/schemas/image")
+        return None if body is None else formats_from_schema(body)
+
+    @_keeps_the_promise
+    def read_head(self, where: RegionRef, image: Image, size: int) -> bytes | None:
+        """One ``Range: bytes=0-(size-1)`` request; a Glance that ignores the range and
+        sends everything is read no further than ``size`` bytes."""
+        client = self._client(where.name)
+
+        def read() -> bytes:
+            # Through keystoneauth's own request, as in _download_from: glanceclient
+            # %-encodes header values, and Glance answers "bytes%3D0-..." with HTTP 416.
+            response = ks_adapter.Adapter.request(
+                client.http_client,
+                f"/v2/images/{image.id}/file",
+                "GET",
+                headers={"Range": f"bytes=0-{size - 1}"},
+                stream=True,
+            )
+            head = bytearray()
+            try:
+                for block in response.iter_content(CHUNK_SIZE):
+                    head += block
+                    if len(head) >= size:
+                        break
+            finally:
+                response.close()
+            return bytes(head[:size])
+
+        try:
+            return self._call(f"reading the first bytes of image {image.name}", read)
+        except FacadeError as error:
+            if status_of(error.__cause__) == 416:  # an image without data
+                return b""
+            raise
 
     # ------------------------------------------------------------------- imports
 

@@ -1,0 +1,288 @@
+"""The pre-flight checks in a run: where the sender asks, what the executor does with a
+refusal, dry runs, and the ``preflight`` option."""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+import pytest
+from builders import image, target
+from test_preflight import qcow2_image, raw_disk
+
+from fiwareglancesync.apply import apply_plan
+from fiwareglancesync.config import build_config, read_config_text
+from fiwareglancesync.errors import PreflightRefused, RegionError
+from fiwareglancesync.facades.base import Facade, ImageData
+from fiwareglancesync.plan import plan_region
+from fiwareglancesync.preflight import AcceptedFormats
+from fiwareglancesync.region import RegionRef
+from fiwareglancesync.transfers import RegionSender
+
+REGION = RegionRef("master", "RegionA")
+MASTER = RegionRef("master", "Master")
+MiB = 1024 * 1024
+ANY_FORMAT = AcceptedFormats(
+    frozenset({"raw", "qcow2", "ami", "aki", "ari"}),
+    frozenset({"bare", "ovf", "ami", "aki", "ari"}),
+)
+
+
+class Region(Facade):
+    """A region that answers the pre-flight questions as told, and records the rest."""
+
+    def __init__(self, formats=ANY_FORMAT, usage=None, methods=frozenset()):
+        self.formats = formats
+        self.usage = usage or {}
+        self.methods = methods
+        self.asked: list[str] = []
+        self.calls: list[str] = []
+
+    def accepted_formats(self, region):
+        self.asked.append("formats")
+        return self.formats
+
+    def image_limits(self, region):
+        self.asked.append("usage")
+        return self.usage
+
+    def import_methods(self, region):
+        return self.methods
+
+    def import_image(self, region, image, source, fallback):
+        self.calls.append(f"import {image.name}")
+        return image.copy(id=f"r-{image.name}", status="active")
+
+    def upload(self, region, image, data):
+        self.calls.append(f"upload {image.name}")
+        return image.copy(id=f"r-{image.name}", status="active")
+
+    def regions(self):
+        return ["Master", "RegionA"]
+
+    def project_id(self):
+        return "tenant1id"
+
+    def list_images(self, region):
+        return []
+
+    def update(self, region, image):
+        self.calls.append(f"update {image.name}")
+
+    def delete(self, region, image_id):
+        self.calls.append(f"delete {image_id}")
+        return True
+
+    def download(self, region, image):
+        raise AssertionError("not used")
+
+
+def raw(name: str, size: int = MiB, **fields) -> object:
+    fields.setdefault("disk_format", "raw")
+    fields.setdefault("container_format", "bare")
+    return image(name, size=size, **fields)
+
+
+def sender(facade: Facade, heads=None, files=(), preflight=True, transfer="auto"):
+    """A sender whose master images start with ``heads[name]`` (raw data otherwise)."""
+    heads = heads or {}
+    reads: list[tuple[str, bool]] = []
+
+    def read_head(master, from_file):
+        reads.append((master.name, from_file))
+        return heads.get(master.name, raw_disk(min(master.size, MiB)))
+
+    def open_data(master):
+        return ImageData.from_stream(iter([b"x" * master.size]), master, "the master")
+
+    chosen = RegionSender(
+        region=REGION,
+        facade=facade,
+        target=target(preflight=preflight, transfer=transfer),
+        master_target=target(),
+        master_region=MASTER,
+        open_data=open_data,
+        has_file=lambda master: master.name in files,
+        read_head=read_head,
+    )
+    chosen.reads = reads  # type: ignore[attr-defined]
+    return chosen
+
+
+# --------------------------------------------------------------------------- the sender
+
+
+def test_a_refused_image_creates_nothing_in_the_region():
+    facade = Region(formats=AcceptedFormats(frozenset({"qcow2"}), None))
+    chooser = sender(facade)
+    with pytest.raises(PreflightRefused) as refused:
+        chooser.send(raw("a"), raw("a"))
+    assert str(refused.value) == (
+        "image a refused before the transfer: the region's Glance does not accept "
+        "disk_format raw (it accepts: qcow2)"
+    )
+    assert refused.value.image == "a"
+    assert facade.calls == []
+    assert chooser.reads == []  # the cheap checks refused it: no data was read
+
+
+def test_formats_are_asked_once_per_region_and_the_quota_for_every_image():
+    facade = Region()
+    chooser = sender(facade)
+    for name in ("a", "b", "c"):
+        chooser.send(raw(name), raw(name))
+    assert facade.asked == ["formats", "usage", "usage", "usage"]
+    assert facade.calls == ["upload a", "upload b", "upload c"]
+
+
+def test_the_quota_is_read_afresh_for_every_image():
+    facade = Region()
+    chooser = sender(facade)
+    chooser.send(raw("a", 3 * MiB), raw("a", 3 * MiB))
+    # The region filled up meanwhile (this run's upload, or someone else's).
+    facade.usage = {"image_size_total": {"usage": 9, "limit": 10}}
+    with pytest.raises(PreflightRefused, match=r"its 3 MB do not fit .* 9 MB of 10 MB in use"):
+        chooser.send(raw("b", 3 * MiB), raw("b", 3 * MiB))
+    assert facade.calls == ["upload a"]
+
+
+@pytest.mark.parametrize(
+    ("methods", "files", "from_file", "call"),
+    [
+        (frozenset(), (), False, "upload a"),  # stream: the master's first MiB
+        (frozenset(), ("a",), True, "upload a"),  # file: the file's first MiB
+        (frozenset({"glance-download"}), ("a",), False, "import a"),  # what is imported
+    ],
+    ids=["stream", "file", "glance-download"],
+)
+def test_the_data_is_read_from_where_the_method_takes_it(methods, files, from_file, call):
+    facade = Region(methods=methods)
+    chooser = sender(facade, files=files)
+    chooser.send(raw("a", 5 * MiB), raw("a", 5 * MiB))
+    assert chooser.reads == [("a", from_file)]
+    assert facade.calls == [call]
+
+
+@pytest.mark.parametrize("methods", [frozenset(), frozenset({"glance-download"})])
+def test_qcow2_data_labelled_raw_is_refused_whatever_the_method(methods):
+    facade = Region(methods=methods)
+    chooser = sender(facade, heads={"a": qcow2_image()})
+    with pytest.raises(PreflightRefused, match="its data is qcow2, but its disk_format is raw"):
+        chooser.send(raw("a"), raw("a"))
+    assert facade.calls == []
+
+
+def test_the_bytes_read_for_the_check_count_as_streamed():
+    facade = Region(methods=frozenset({"glance-download"}))
+    chooser = sender(facade, heads={"b": bytes(1000)})
+    chooser.send(raw("a", 5 * MiB), raw("a", 5 * MiB))
+    chooser.send(raw("b", 1000), raw("b", 1000))
+    assert chooser.streamed_bytes == MiB + 1000
+
+
+def test_images_the_inspector_cannot_judge_are_not_read():
+    facade = Region()
+    chooser = sender(facade)
+    kernel = raw("k", disk_format="aki", container_format="aki")
+    chooser.send(kernel, kernel)
+    chooser.send(raw("ovf", container_format="ovf"), raw("ovf", container_format="ovf"))
+    assert chooser.reads == []
+    assert facade.calls == ["upload k", "upload ovf"]
+
+
+def test_a_source_that_cannot_tell_passes():
+    facade = Region(formats=None, usage=None)
+    chooser = sender(facade)
+    chooser.read_head = lambda master, from_file: None
+    chooser.send(raw("a"), raw("a"))
+    assert facade.calls == ["upload a"]
+
+
+def test_preflight_false_asks_and_reads_nothing():
+    facade = Region(formats=AcceptedFormats(frozenset({"qcow2"}), None))
+    chooser = sender(facade, heads={"a": qcow2_image()}, preflight=False)
+    chooser.send(raw("a"), raw("a"))
+    assert facade.asked == [] and chooser.reads == []
+    assert facade.calls == ["upload a"]
+
+
+# --------------------------------------------------------------------------- the executor
+
+
+def ami_family():
+    kernel = raw("kernel", image_id="mk")
+    ami = raw("ami", user_properties={"kernel_id": "mk"})
+    other = raw("other")
+    return [kernel, ami, other]
+
+
+def test_a_refused_image_is_skipped_and_the_region_ends_with_errors(caplog):
+    caplog.set_level(logging.INFO)
+    plan = plan_region(REGION, ami_family(), [], target(), "tenant1id")
+    facade = Region()
+    chooser = sender(facade, heads={"kernel": qcow2_image()})
+
+    with pytest.raises(RegionError) as failed:
+        apply_plan(plan, facade, chooser)
+
+    assert str(failed.value) == "1 image refused before the transfer: kernel"
+    assert facade.calls == ["upload ami", "upload other"]
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == [
+        "RegionA: image kernel refused before the transfer: its data is qcow2, but its "
+        "disk_format is raw"
+    ]
+    # Its dependant goes without it, as when a kernel cannot be found.
+    assert "RegionA: Not found kernel on region. It should be kernel_id of image ami" in (
+        caplog.text
+    )
+    assert "RegionA:   Total uploaded to region: 2 (MB)" in caplog.text
+
+
+def test_several_refusals_are_counted_at_the_end():
+    plan = plan_region(REGION, [raw("a"), raw("b"), raw("c")], [], target(), "tenant1id")
+    facade = Region()
+    chooser = sender(facade, heads={"a": qcow2_image(), "c": qcow2_image()})
+    with pytest.raises(RegionError, match=r"^2 images refused before the transfer: a, c$"):
+        apply_plan(plan, facade, chooser)
+    assert facade.calls == ["upload b"]
+
+
+def test_a_dry_run_says_what_would_be_refused_and_changes_nothing(caplog):
+    caplog.set_level(logging.INFO)
+    plan = plan_region(REGION, ami_family(), [], target(), "tenant1id")
+    facade = Region()
+    chooser = sender(facade, heads={"kernel": qcow2_image()})
+
+    with pytest.raises(RegionError, match=r"^1 image would be refused before the transfer"):
+        apply_plan(plan, facade, chooser, dry_run=True)
+
+    assert facade.calls == []
+    lines = [r.getMessage() for r in caplog.records]
+    assert (
+        "RegionA: would refuse kernel before the transfer: its data is qcow2, but its "
+        "disk_format is raw"
+    ) in lines
+    assert "RegionA: would upload kernel (1 MB) by stream" not in lines
+    assert "RegionA: would upload other (1 MB) by stream" in lines
+    assert "RegionA: MBs pending : 2" in lines  # the refused image is not counted
+    [refusal] = [r for r in caplog.records if "would refuse" in r.getMessage()]
+    assert refusal.levelno == logging.WARNING
+
+
+# --------------------------------------------------------------------------- the option
+
+
+def test_preflight_is_a_target_option_on_by_default():
+    secret = base64.b64encode(b"s").decode()
+    text = (
+        "[main]\nmaster_region = R\n"
+        f"[master]\ncredential = a,{secret},http://k/v3,p\n"
+        f"[other]\ncredential = a,{secret},http://k2/v3,p\npreflight = false\n"
+    )
+    config = build_config(read_config_text(text, "test.conf"), {}, "test.conf", [])
+    assert config.targets["master"].preflight is True
+    assert config.targets["other"].preflight is False
+    bad = text.replace("preflight = false", "preflight = maybe")
+    with pytest.raises(Exception, match="preflight"):
+        build_config(read_config_text(bad, "test.conf"), {}, "test.conf", [])
