@@ -22,6 +22,7 @@ from fiwareglancesync.errors import (
     GlanceSyncError,
     RegionError,
     UsageError,
+    os_reason,
 )
 from fiwareglancesync.facades.base import Facade, ImageData
 from fiwareglancesync.fields import wanted_members
@@ -410,11 +411,18 @@ class GlanceSync:
         return self.facade(MASTER).download(self.master_ref, master)
 
     def read_head(self, master: Image, from_file: bool) -> bytes | None:
-        """The first MiB of a master image: of its images_dir file, or from the master."""
-        if from_file:
-            with open(self._image_file(master), "rb") as stream:
+        """The first MiB of a master image: of its images_dir file, or from the master.
+
+        RegionError (a FacadeError from the master) if it cannot be read.
+        """
+        if not from_file:
+            return self.facade(MASTER).read_head(self.master_ref, master, HEAD_SIZE)
+        path = self._image_file(master)
+        try:
+            with open(path, "rb") as stream:
                 return stream.read(HEAD_SIZE)
-        return self.facade(MASTER).read_head(self.master_ref, master, HEAD_SIZE)
+        except OSError as error:
+            raise RegionError(f"cannot read {path}: {os_reason(error)}") from None
 
     @property
     def master_ref(self) -> RegionRef:

@@ -67,15 +67,15 @@ def quota_refusal(image: Image, usage: Mapping[str, Any] | None) -> str | None:
     count = _usage(usage, IMAGE_COUNT_TOTAL)
     if count is not None and count[0] + 1 > count[1]:
         return (
-            f"the region's image count quota is reached: {count[0]} of {count[1]} images "
-            f"({IMAGE_COUNT_TOTAL})"
+            f"one more image would exceed the region's {IMAGE_COUNT_TOTAL} quota "
+            f"({count[0]} of {count[1]} images)"
         )
     total = _usage(usage, IMAGE_SIZE_TOTAL)
     needed = image.size // MiB
     if total is not None and total[0] + needed > total[1]:
         return (
-            f"its {needed} MB do not fit in the region's image quota: {total[0]} MB of "
-            f"{total[1]} MB in use ({IMAGE_SIZE_TOTAL})"
+            f"{needed} MB would exceed the region's {IMAGE_SIZE_TOTAL} quota "
+            f"(used {total[0]} of {total[1]} MB)"
         )
     return None
 

@@ -138,7 +138,18 @@ class RegionSender:
     def _data_refusal(self, master: Image, method: str) -> str | None:
         if self.read_head is None or not preflight.inspectable(master):
             return None
-        head = self.read_head(master, method == FILE)
+        try:
+            head = self.read_head(master, method == FILE)
+        except RegionError as error:
+            # Not the region's answer: the data could not be read here. The transfer
+            # itself then says whether it can be (a glance-download may still work).
+            logger.warning(
+                "%s: the data of %s is not checked before the transfer: %s",
+                self.region.fullname,
+                master.name,
+                error,
+            )
+            return None
         if head is None:
             return None
         self.streamed_bytes += len(head)

@@ -92,9 +92,7 @@ def test_nothing_is_refused_where_the_region_sets_no_limit(answer):
 
 def test_an_image_bigger_than_what_is_left_is_refused_in_mb():
     reason = quota_refusal(labelled("raw", size=6 * MiB), usage(size_used=3, size_limit=8))
-    assert reason == (
-        "its 6 MB do not fit in the region's image quota: 3 MB of 8 MB in use (image_size_total)"
-    )
+    assert reason == ("6 MB would exceed the region's image_size_total quota (used 3 of 8 MB)")
 
 
 @pytest.mark.parametrize(
@@ -117,7 +115,7 @@ def test_a_full_image_count_refuses_any_new_image():
     assert quota_refusal(labelled("raw"), usage(count_used=4, count_limit=5)) is None
     reason = quota_refusal(labelled("raw"), usage(count_used=5, count_limit=5))
     assert reason == (
-        "the region's image count quota is reached: 5 of 5 images (image_count_total)"
+        "one more image would exceed the region's image_count_total quota (5 of 5 images)"
     )
 
 

@@ -4,6 +4,7 @@ refusal, dry runs, and the ``preflight`` option."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 
 import pytest
@@ -12,7 +13,7 @@ from test_preflight import qcow2_image, raw_disk
 
 from fiwareglancesync.apply import apply_plan
 from fiwareglancesync.config import build_config, read_config_text
-from fiwareglancesync.errors import PreflightRefused, RegionError
+from fiwareglancesync.errors import FacadeError, PreflightRefused, RegionError
 from fiwareglancesync.facades.base import Facade, ImageData
 from fiwareglancesync.plan import plan_region
 from fiwareglancesync.preflight import AcceptedFormats
@@ -141,7 +142,7 @@ def test_the_quota_is_read_afresh_for_every_image():
     chooser.send(raw("a", 3 * MiB), raw("a", 3 * MiB))
     # The region filled up meanwhile (this run's upload, or someone else's).
     facade.usage = {"image_size_total": {"usage": 9, "limit": 10}}
-    with pytest.raises(PreflightRefused, match=r"its 3 MB do not fit .* 9 MB of 10 MB in use"):
+    with pytest.raises(PreflightRefused, match=r"3 MB would exceed .* quota \(used 9 of 10 MB\)"):
         chooser.send(raw("b", 3 * MiB), raw("b", 3 * MiB))
     assert facade.calls == ["upload a"]
 
@@ -286,3 +287,103 @@ def test_preflight_is_a_target_option_on_by_default():
     bad = text.replace("preflight = false", "preflight = maybe")
     with pytest.raises(Exception, match="preflight"):
         build_config(read_config_text(bad, "test.conf"), {}, "test.conf", [])
+
+
+# --------------------------------------------------------------------------- reading failures
+
+
+def test_data_that_cannot_be_read_here_is_sent_unchecked_with_a_warning(caplog):
+    facade = Region(methods=frozenset({"glance-download"}))
+    chooser = sender(facade)
+
+    def unreadable(master, from_file):
+        raise RegionError("reading the first bytes of image a: HTTP 500")
+
+    chooser.read_head = unreadable
+    chooser.send(raw("a"), raw("a"))
+
+    assert facade.calls == ["import a"]  # the target's Glance may still read the master
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.getMessage() == (
+        "RegionA: the data of a is not checked before the transfer: reading the first "
+        "bytes of image a: HTTP 500"
+    )
+
+
+def test_a_region_that_fails_to_answer_fails_as_any_call_to_it_would():
+    class Broken(Region):
+        def image_limits(self, region):
+            raise FacadeError("reading the image quota: HTTP 500")
+
+    facade = Broken()
+    with pytest.raises(FacadeError, match="HTTP 500"):
+        sender(facade).send(raw("a"), raw("a"))
+    assert facade.calls == []
+
+
+# --------------------------------------------------------------------------- a whole run
+
+
+def backup_row(name: str, image_id: str, data: bytes) -> str:
+    """A format-2 backup row (the 18 columns) of a public raw image of the master."""
+    checksum = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    glance_fields = "public,,False,False,0,0,raw,bare,"
+    return f"Master,{name},{image_id},active,{len(data)},{checksum},tenant1id,True,{{}},{glance_fields}\n"
+
+
+def mock_installation(tmp_path, images: dict[str, bytes], with_files: bool):
+    """A mock master with raw images id1 (good) and id2 (bad), an empty region Other, and
+    their data in images_dir if ``with_files``."""
+    from fiwareglancesync.image import CSV_FIELDS
+    from fiwareglancesync.mock import main as load_main
+
+    folder, images_dir, store = tmp_path / "backup", tmp_path / "images", tmp_path / "store"
+    folder.mkdir()
+    images_dir.mkdir()
+    rows = [backup_row(name, f"id{n}", data) for n, (name, data) in enumerate(images.items(), 1)]
+    (folder / "backup_Master.csv").write_text(",".join(CSV_FIELDS) + "\n" + "".join(rows))
+    (folder / "backup_Other.csv").write_text("")
+    if with_files:
+        for n, data in enumerate(images.values(), 1):
+            (images_dir / f"id{n}").write_bytes(data)
+    conf = tmp_path / "glancesync.conf"
+    conf.write_text(
+        "[main]\nmaster_region = Master\n"
+        f"images_dir = {images_dir}\n"
+        "[master]\ncredential = admin,c2VjcmV0,http://127.0.0.1:5000/v3,tenant1\n"
+        "tenant_id = tenant1id\n"
+    )
+    assert load_main(["--path", str(store), str(folder)]) == 0
+    return {"GLANCESYNC_CONFIG": str(conf), "GLANCESYNC_MOCKPERSISTENT_PATH": str(store)}, store
+
+
+GOOD_AND_BAD = {"good": raw_disk(2 * MiB), "bad": qcow2_image(length=2 * MiB)}
+
+
+def test_the_mock_checks_images_dir_files_and_refuses_a_qcow2_labelled_raw(tmp_path):
+    from builders import run_sync
+
+    from fiwareglancesync.facades.mock import MockStore
+
+    # The mock keeps no bytes: only a file of images_dir has data to check.
+    environ, store = mock_installation(tmp_path, GOOD_AND_BAD, with_files=True)
+
+    status, out, err = run_sync(["Other"], environ)
+
+    assert status == 1, out + err
+    errors = [line for line in out.splitlines() if line.startswith("ERROR")]
+    assert errors == [
+        "ERROR:Other: image bad refused before the transfer: its data is qcow2, but its "
+        "disk_format is raw",
+        "ERROR:Other: 1 image refused before the transfer: bad",
+    ]
+    assert [i.name for i in MockStore(str(store)).read("Other")] == ["good"]
+
+
+def test_the_mock_master_has_no_data_to_check_and_passes_everything(tmp_path):
+    from builders import run_sync
+
+    environ, _ = mock_installation(tmp_path, GOOD_AND_BAD, with_files=False)
+    status, out, err = run_sync(["Other"], environ)
+    assert status == 0, out + err
+    assert "refused" not in out
