@@ -4,6 +4,10 @@ Keystone ``A`` is the sync target ``master``: regions ``Master``, ``RegionA`` an
 one Glance each. Keystone ``B`` is a second, independent target (``other``): region
 ``RegionC`` and its Glance. Tokens of one Keystone are rejected by the other's Glances.
 
+Two Glances differ from the others, for the pre-flight checks: RegionB's enforces image
+quotas through Keystone unified limits (unlimited until a test sets a project limit with
+:meth:`TestCloud.image_quota`), and RegionA's does not accept ``disk_format`` ploop.
+
 The servers run from a separate virtualenv (see ``install.py``) under uWSGI, one process group
 per server, all bound to 127.0.0.1 on free ports. Nothing happens at import time; see
 :class:`TestCloud` for the life cycle and the fault-injection helpers (kill and restart one
@@ -46,7 +50,20 @@ MASTER_REGION = "Master"
 START_TIMEOUT = 120.0  # generous: six Python servers load at once on two cores
 STOP_TIMEOUT = 10.0
 # Bump when what _seed_keystone() puts in a Keystone changes: cached databases then go stale.
-SEED_VERSION = 2
+SEED_VERSION = 3
+# The Glance that enforces Keystone unified limits (use_keystone_limits), and its resources:
+# registered unlimited (-1), since a resource without a limit counts as a limit of 0.
+QUOTA_REGION = "RegionB"
+GLANCE_RESOURCES = (
+    "image_size_total",
+    "image_stage_total",
+    "image_count_total",
+    "image_count_uploading",
+)
+# The Glance whose [image_format] disk_formats leaves one of Glance's defaults out.
+NARROW_FORMATS_REGION = "RegionA"
+REFUSED_DISK_FORMAT = "ploop"
+GLANCE_DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso")
 # Environment variables that must not leak from the test process into the servers: they
 # would point the servers' Python at the project's venv or at some real OpenStack.
 _SCRUBBED_ENV_PREFIXES = ("OS_", "PYTHON", "VIRTUAL_ENV", "http_proxy", "https_proxy")
@@ -775,7 +792,10 @@ class TestCloud:
         name changes with the migrated template and with what is seeded.
         """
         digest = hashlib.sha256((templates / "keystone.db").read_bytes())
-        seed = (SEED_VERSION, ks.name, ks.regions, sorted(ks.users.items()))
+        # The quota seeding is named too, so a SEED_VERSION bumped on two branches for
+        # different reasons cannot share a cache.
+        quotas = GLANCE_RESOURCES if QUOTA_REGION in ks.regions else ()
+        seed = (SEED_VERSION, ks.name, ks.regions, sorted(ks.users.items()), quotas)
         digest.update(repr(seed).encode())
         return templates / f"keystone-{ks.name}-seeded-{digest.hexdigest()[:16]}.db"
 
@@ -857,20 +877,26 @@ class TestCloud:
         for region in ks.regions[1:]:  # bootstrap made the first one
             client.regions.create(id=region)
         projects = {project.name: project for project in client.projects.list()}
+        created = {}
         for user in ks.users.values():
             if user.name == ks.admin.name:
                 continue
             if user.project not in projects:
                 projects[user.project] = client.projects.create(user.project, domain)
             project = projects[user.project]
-            created = client.users.create(
+            created[user.name] = client.users.create(
                 user.name, domain=domain, password=user.password, default_project=project
             )
-            client.roles.grant(roles[user.role], user=created, project=project)
+            client.roles.grant(roles[user.role], user=created[user.name], project=project)
         service = client.services.create("glance", type="image", description="Image")
         for region in ks.regions:
             url = self.glances[region].url
             client.endpoints.create(service, url, interface="public", region=region)
+        if QUOTA_REGION in ks.regions:
+            # oslo.limit reads endpoints and limits with a system-scoped token.
+            client.roles.grant(roles["reader"], user=created["glance"], system="all")
+            for resource in GLANCE_RESOURCES:
+                client.registered_limits.create(service, resource, -1, region=QUOTA_REGION)
         ks.project_ids = {name: project.id for name, project in projects.items()}
 
     def _save_seeded_database(self, ks: KeystoneServer) -> None:
@@ -914,7 +940,7 @@ class TestCloud:
         ports = [g.port for g in self.glances.values()]
         ports += [g.proxy.port for g in self.glances.values() if g.proxy]
         methods = ["glance-direct", "web-download", "copy-image", "glance-download"]
-        return {
+        conf: dict[str, dict[str, object]] = {
             "DEFAULT": {
                 "debug": "false",
                 "use_stderr": "true",
@@ -950,6 +976,44 @@ class TestCloud:
             },
             "oslo_concurrency": {"lock_path": directory / "locks"},
         }
+        for extra in (self._quota_conf(glance), self._format_conf(glance)):
+            for section, options in extra.items():
+                conf.setdefault(section, {}).update(options)
+        return conf
+
+    def _quota_conf(self, glance: GlanceServer) -> dict[str, dict[str, object]]:
+        """Keystone unified limits for QUOTA_REGION's Glance, through oslo.limit.
+
+        oslo.limit finds the limits by the Glance's endpoint, looked up by service type and
+        region (its id is unknown when the Glance starts, since Keystone is seeded
+        meanwhile), as the glance service user, who has the system reader role for it.
+        """
+        if glance.region != QUOTA_REGION:
+            return {}
+        ks = self.keystones[glance.keystone]
+        service = ks.users["glance"]
+        return {
+            "DEFAULT": {"use_keystone_limits": "true"},
+            "oslo_limit": {
+                "auth_type": "password",
+                "auth_url": ks.auth_url,
+                "username": service.name,
+                "password": service.password,
+                "user_domain_name": DOMAIN,
+                "system_scope": "all",
+                "endpoint_service_type": "image",
+                "endpoint_region_name": glance.region,
+                "endpoint_interface": "public",
+                # A plain list option (keystoneauth's): brackets would be read as part of it.
+                "valid_interfaces": "public",
+            },
+        }
+
+    def _format_conf(self, glance: GlanceServer) -> dict[str, dict[str, object]]:
+        if glance.region != NARROW_FORMATS_REGION:
+            return {}
+        # No brackets: this list option takes them as part of its first and last values.
+        return {"image_format": {"disk_formats": ",".join(GLANCE_DISK_FORMATS)}}
 
     def _prepare_glance(self, glance: GlanceServer, templates: Path) -> None:
         directory = self._glance_dir(glance.region)
@@ -1062,6 +1126,30 @@ class TestCloud:
                     client.images.delete(image["id"])
                     deleted += 1
         return deleted
+
+    @contextlib.contextmanager
+    def image_quota(self, resource: str, limit: int, project: str | None = None) -> Iterator[None]:
+        """A Keystone project limit on QUOTA_REGION's Glance, for the block's duration.
+
+        ``resource`` is one of GLANCE_RESOURCES (``image_size_total`` counts MiB);
+        ``project`` defaults to Keystone A's admin project, the one GlanceSync uses. The
+        Glance asks Keystone at every request, so the limit holds at once and ends with
+        the block.
+        """
+        ks = self.keystone_of(QUOTA_REGION)
+        client = self._keystone_admin(ks)
+        [service] = client.services.list(type="image")
+        project_id = ks.project_ids[project or ks.admin.project]
+        created = client.limits.create(project_id, service, resource, limit, region=QUOTA_REGION)
+        try:
+            yield
+        finally:
+            client.limits.delete(created)
+
+    def store_files(self, region: str) -> set[str]:
+        """The names of the files in a region's Glance file store (one per image's data)."""
+        directory = self._glance_dir(region) / "images"
+        return {path.name for path in directory.iterdir() if path.is_file()}
 
     # -- fault injection -----------------------------------------------------------------------
 
