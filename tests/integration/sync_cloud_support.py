@@ -12,6 +12,7 @@ import base64
 import hashlib
 import io
 import os
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,58 @@ def payload(seed: str, size: int = 48 * KiB) -> bytes:
     """Deterministic bytes, different for every seed (so checksums differ)."""
     block = hashlib.sha512(seed.encode()).digest()
     return (block * (size // len(block) + 1))[:size]
+
+
+QCOW2_CLUSTER = 64 * KiB
+_QCOW2_COPIED = 1 << 63  # an L1/L2 entry whose cluster has refcount 1
+
+
+def qcow2_disk(seed: str, data_clusters: int = 40) -> bytes:
+    """A complete, valid qcow2 (version 3) image, laid out as qemu-img would write it.
+
+    Clusters of 64 KiB: the header, the refcount table, one refcount block, the L1
+    table, one L2 table, then ``data_clusters`` clusters of :func:`payload` bytes mapped
+    to the first guest clusters; every cluster used has a refcount of 1, so
+    ``qemu-img check`` finds nothing wrong. Written here because qemu-img is not
+    installed everywhere the tests run.
+    """
+    if not 0 < data_clusters <= QCOW2_CLUSTER // 8:  # what one L2 table maps
+        raise ValueError(f"data_clusters must be 1 to {QCOW2_CLUSTER // 8}")
+    refcount_table, refcount_block, l1_table, l2_table, first_data = (
+        n * QCOW2_CLUSTER for n in range(1, 6)
+    )
+    clusters = 5 + data_clusters
+    header = struct.pack(
+        ">4sIQIIQIIQQIIQQQQII",
+        b"QFI\xfb",  # magic
+        3,  # version
+        0,  # backing file offset: none
+        0,  # backing file name length
+        16,  # cluster bits: 64 KiB
+        data_clusters * QCOW2_CLUSTER,  # virtual size
+        0,  # no encryption
+        1,  # L1 entries
+        l1_table,
+        refcount_table,
+        1,  # refcount table clusters
+        0,  # no snapshots
+        0,
+        0,  # incompatible, compatible and autoclear features: none
+        0,
+        0,
+        4,  # refcount order: 16-bit refcounts
+        104,  # header length
+    )
+    image = bytearray(clusters * QCOW2_CLUSTER)
+    image[: len(header)] = header  # the header extensions end at once: zeros follow
+    struct.pack_into(">Q", image, refcount_table, refcount_block)
+    struct.pack_into(f">{clusters}H", image, refcount_block, *([1] * clusters))
+    struct.pack_into(">Q", image, l1_table, l2_table | _QCOW2_COPIED)
+    for guest in range(data_clusters):
+        offset = first_data + guest * QCOW2_CLUSTER
+        struct.pack_into(">Q", image, l2_table + 8 * guest, offset | _QCOW2_COPIED)
+        image[offset : offset + QCOW2_CLUSTER] = payload(f"{seed}{guest}", QCOW2_CLUSTER)
+    return bytes(image)
 
 
 def md5(data: bytes) -> str:
