@@ -9,7 +9,7 @@ by stream``).
 
 An image the pre-flight checks refuse (:class:`PreflightRefused`) is logged in one line
 and skipped, the region's other actions go on, and the region then fails with one
-RegionError counting them. A dry run runs the same checks (they read at most 1 MiB of
+ImagesRefused (a RegionError) counting them and carrying what was done. A dry run runs the same checks (they read at most 1 MiB of
 each image) and ends the same way, saying ``would refuse X before the transfer: ...``.
 """
 
@@ -29,7 +29,7 @@ from fiwareglancesync.actions import (
     Transfer,
     UpdateMetadata,
 )
-from fiwareglancesync.errors import PreflightRefused, RegionError
+from fiwareglancesync.errors import ImagesRefused, PreflightRefused, RegionError
 from fiwareglancesync.facades.base import Facade
 from fiwareglancesync.image import Image
 from fiwareglancesync.plan import RegionPlan
@@ -106,7 +106,7 @@ class _Executor:
                 self.result.uploaded_bytes // 1048576,
             )
         if self.refused:
-            raise RegionError(self._refusals())
+            raise ImagesRefused(self._refusals(), self.result)
         return self.result
 
     def _refusals(self) -> str:

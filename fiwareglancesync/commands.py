@@ -16,11 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from fiwareglancesync.apply import RegionResult
 from fiwareglancesync.backup import PROJECT_IDS_FILE, backup_file_name, project_ids_text
 from fiwareglancesync.config import MASTER
 from fiwareglancesync.console import configure_logging, write_data
 from fiwareglancesync.engine import GlanceSync
-from fiwareglancesync.errors import ExitStatus, GlanceSyncError, RegionError, explain, os_reason
+from fiwareglancesync.errors import (
+    ExitStatus,
+    GlanceSyncError,
+    ImagesRefused,
+    RegionError,
+    explain,
+    os_reason,
+)
 from fiwareglancesync.image import write_csv, write_rows
 from fiwareglancesync.metrics import RegionFigures, write_metrics
 from fiwareglancesync.modes import Mode
@@ -72,19 +80,25 @@ def run_region(
         else:
             logger.info("======%s", region)
             result = engine.sync_region(region, dry_run=mode is Mode.DRY_RUN)
-            outcome.figures.update(
-                statuses=result.statuses,
-                uploaded_bytes=result.uploaded_bytes,
-                uploaded_images=result.uploaded_images,
-                streamed_bytes=result.streamed_bytes,
-            )
+            _add_figures(outcome, result)
     except Exception as error:  # noqa: BLE001 - one region's failure, whatever it is
+        if isinstance(error, ImagesRefused):  # the region did all but those images
+            _add_figures(outcome, error.result)
         outcome.ok = False
         outcome.error = _report(region, error, debug)
     finally:
         engine.finish_region(region)  # in --parallel children too
     outcome.figures["duration"] = time.monotonic() - started
     return outcome
+
+
+def _add_figures(outcome: Outcome, result: RegionResult) -> None:
+    outcome.figures.update(
+        statuses=result.statuses,
+        uploaded_bytes=result.uploaded_bytes,
+        uploaded_images=result.uploaded_images,
+        streamed_bytes=result.streamed_bytes,
+    )
 
 
 def _report(region: RegionRef, error: Exception, debug: bool) -> str:

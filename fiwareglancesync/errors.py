@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 
 class ExitStatus(enum.IntEnum):
@@ -63,6 +64,18 @@ class PreflightRefused(RegionError):
         super().__init__(f"image {image} refused before the transfer: {reason}")
         self.image = image
         self.reason = reason
+
+
+class ImagesRefused(RegionError):
+    """The pre-flight checks refused some of a region's images; the others were synced.
+
+    ``result`` (an :class:`~fiwareglancesync.apply.RegionResult`) says what the region's
+    run did do, so the figures of a region that failed this way are still its own.
+    """
+
+    def __init__(self, message: str, result: Any):
+        super().__init__(message)
+        self.result = result
 
 
 class FacadeError(RegionError):

@@ -380,6 +380,21 @@ def test_the_mock_checks_images_dir_files_and_refuses_a_qcow2_labelled_raw(tmp_p
     assert [i.name for i in MockStore(str(store)).read("Other")] == ["good"]
 
 
+def test_a_region_with_refusals_fails_but_its_figures_count_what_it_did(tmp_path):
+    from builders import run_sync
+
+    environ, _ = mock_installation(tmp_path, GOOD_AND_BAD, with_files=True)
+    metrics = tmp_path / "glancesync.prom"
+
+    status, out, err = run_sync(["--metrics-file", str(metrics), "Other"], environ)
+
+    assert status == 1, out + err
+    lines = metrics.read_text().splitlines()
+    assert 'glancesync_region_last_run_success{region="Other"} 0.0' in lines
+    assert 'glancesync_uploaded_images{region="Other"} 1.0' in lines
+    assert 'glancesync_uploaded_bytes{region="Other"} 2.097152e+06' in lines
+
+
 def test_the_mock_master_has_no_data_to_check_and_passes_everything(tmp_path):
     from builders import run_sync
 
