@@ -244,3 +244,47 @@ def test_download_describes_the_image_it_streams(world, tmp_path):
         assert (data.size, data.checksum) == (created.size, created.checksum)
     finally:
         data.close()
+
+
+# --------------------------------------------------------------------------- pre-flight
+
+
+def test_the_preflight_answers_are_the_regions_or_cannot_tell(world):
+    # The mock cannot tell (None: every check passes); a Glance answers with its schema's
+    # formats and its quota usage, empty where it does not enforce unified limits.
+    for facade, region in (
+        (world.master, REGION_A),
+        (world.master, REGION_B),
+        (world.other, REGION_C),
+    ):
+        formats = facade.accepted_formats(region)
+        if formats is not None:
+            assert {"raw", "qcow2"} <= formats.disk_formats
+            assert "bare" in formats.container_formats
+        limits = facade.image_limits(region)
+        assert limits is None or isinstance(limits, dict)
+        for entry in (limits or {}).values():
+            assert set(entry) == {"usage", "limit"}
+
+
+def test_read_head_gives_the_first_bytes_or_cannot_tell(world, tmp_path):
+    image, data = new_image(world, tmp_path, "head")
+    created = world.master.upload(MASTER_REGION, image, data)
+    payload = (tmp_path / "head.raw").read_bytes()
+
+    head = world.master.read_head(MASTER_REGION, created, 1000)
+    whole = world.master.read_head(MASTER_REGION, created, 10 * len(payload))
+
+    if world.kind == "mock":  # it keeps no bytes
+        assert head is None and whole is None
+    else:
+        assert head == payload[:1000]
+        assert whole == payload
+
+
+def test_read_head_of_a_missing_image_is_a_facade_error_or_cannot_tell(world):
+    missing = Image(name="missing", id=str(uuid.uuid4()), size=10)
+    try:
+        assert world.master.read_head(MASTER_REGION, missing, 1000) is None
+    except FacadeError as error:
+        assert "missing" in str(error)
