@@ -140,6 +140,8 @@ class GlanceSync:
         self._master_error: GlanceSyncError | None = None
         self._selected: dict[str, list[Image]] = {}
         self._members: dict[str, dict[str, tuple[str, ...]]] = {}
+        # What the pre-flight data check found in each master image (see transfers).
+        self._head_formats: dict[str, list[str]] = {}
         self.locks = RegionLocks(config.lock_dir, config.lock_timeout)
         # A sync lists the master itself, whatever the cache holds (see CloudCache).
         self.fresh_master = False
@@ -439,6 +441,7 @@ class GlanceSync:
             open_data=self.open_data,
             has_file=self.has_file,
             read_head=self.read_head,
+            head_formats=self._head_formats,
         )
 
     def sync_region(self, region: RegionRef, dry_run: bool = False) -> RegionResult:

@@ -158,7 +158,13 @@ def data_refusal(image: Image, head: bytes) -> str | None:
     """
     if not inspectable(image):
         return None
-    found = detected_formats(head)
+    return formats_refusal(image, detected_formats(head))
+
+
+def formats_refusal(image: Image, found: list[str]) -> str | None:
+    """:func:`data_refusal` from what :func:`detected_formats` found in the head."""
+    if not inspectable(image):
+        return None
     if found == ["gpt", "iso"]:
         found = ["iso"]
     if len(found) > 1:

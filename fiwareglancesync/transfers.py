@@ -63,9 +63,11 @@ class RegionSender:
 
     ``open_data`` reads a master image from images_dir or the master Glance, ``has_file``
     says whether images_dir has it, ``read_head`` reads the first MiB of one for the
-    pre-flight data check (without it, the data is not checked). ``streamed_bytes``
-    counts what went through this host: the bytes read from a file or from the master,
-    re-read ones and those the pre-flight check read included.
+    pre-flight data check (without it, the data is not checked). ``head_formats`` keeps
+    what that check found, by master image id: the senders of one run share it, so an
+    image is read once whatever the number of regions. ``streamed_bytes`` counts what
+    went through this host: the bytes read from a file or from the master, re-read ones
+    and those the pre-flight check read included.
     """
 
     region: RegionRef
@@ -76,6 +78,7 @@ class RegionSender:
     open_data: DataOpener
     has_file: FileFinder
     read_head: HeadReader | None = None
+    head_formats: dict[str, list[str]] = field(default_factory=dict)
     streamed_bytes: int = 0
     _server_side: tuple[bool, str] | None = field(default=None, repr=False)
     # What the region's schema accepts, asked once per region and run.
@@ -138,6 +141,14 @@ class RegionSender:
     def _data_refusal(self, master: Image, method: str) -> str | None:
         if self.read_head is None or not preflight.inspectable(master):
             return None
+        found = self.head_formats.get(master.id)
+        if found is None:
+            found = self._inspect_head(master, method)
+        return None if found is None else preflight.formats_refusal(master, found)
+
+    def _inspect_head(self, master: Image, method: str) -> list[str] | None:
+        """The formats in the first MiB of ``master``, read once; None if unreadable."""
+        assert self.read_head is not None
         try:
             head = self.read_head(master, method == FILE)
         except RegionError as error:
@@ -153,7 +164,8 @@ class RegionSender:
         if head is None:
             return None
         self.streamed_bytes += len(head)
-        return preflight.data_refusal(master, head)
+        found = self.head_formats[master.id] = preflight.detected_formats(head)
+        return found
 
     def send(self, master: Image, wanted: Image) -> Image:
         """Copy ``master`` into the region as ``wanted`` (name, visibility, properties).

@@ -84,7 +84,9 @@ def raw(name: str, size: int = MiB, **fields) -> object:
     return image(name, size=size, **fields)
 
 
-def sender(facade: Facade, heads=None, files=(), preflight=True, transfer="auto"):
+def sender(
+    facade: Facade, heads=None, files=(), preflight=True, transfer="auto", head_formats=None
+):
     """A sender whose master images start with ``heads[name]`` (raw data otherwise)."""
     heads = heads or {}
     reads: list[tuple[str, bool]] = []
@@ -105,6 +107,7 @@ def sender(facade: Facade, heads=None, files=(), preflight=True, transfer="auto"
         open_data=open_data,
         has_file=lambda master: master.name in files,
         read_head=read_head,
+        head_formats={} if head_formats is None else head_formats,
     )
     chosen.reads = reads  # type: ignore[attr-defined]
     return chosen
@@ -179,6 +182,17 @@ def test_the_bytes_read_for_the_check_count_as_streamed():
     chooser.send(raw("a", 5 * MiB), raw("a", 5 * MiB))
     chooser.send(raw("b", 1000), raw("b", 1000))
     assert chooser.streamed_bytes == MiB + 1000
+
+
+def test_an_image_is_read_once_whatever_the_number_of_regions():
+    found: dict[str, list[str]] = {}  # what the engine shares between its regions' senders
+    first = sender(Region(), heads={"a": qcow2_image()}, head_formats=found)
+    second = sender(Region(), heads={"a": qcow2_image()}, head_formats=found)
+    for chooser in (first, second):
+        with pytest.raises(PreflightRefused, match="its data is qcow2"):
+            chooser.send(raw("a"), raw("a"))
+    assert (first.reads, second.reads) == ([("a", False)], [])
+    assert (first.streamed_bytes, second.streamed_bytes) == (len(qcow2_image()), 0)
 
 
 def test_images_the_inspector_cannot_judge_are_not_read():
