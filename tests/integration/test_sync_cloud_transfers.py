@@ -29,12 +29,13 @@ def sync(faulty_cloud, tmp_path, monkeypatch) -> CloudSync:
     return CloudSync(faulty_cloud, tmp_path)
 
 
-def sync_host_downloads(sync: CloudSync, image_ids: set[str]) -> list[str]:
-    """The master images of ``image_ids`` that GlanceSync itself downloaded."""
+def sync_host_downloads(sync: CloudSync, image_ids: set[str], status: int = 200) -> list[str]:
+    """The master images of ``image_ids`` that GlanceSync itself downloaded whole (200),
+    or of which it read the first MiB for the pre-flight data check (206)."""
     return [
         logged.image_id
         for logged in sync.cloud.file_downloads(MASTER_REGION)
-        if logged.image_id in image_ids and logged.by_sync_host
+        if logged.image_id in image_ids and logged.by_sync_host and logged.status == status
     ]
 
 
@@ -61,7 +62,7 @@ def add_ami_family(sync: CloudSync, prefix: str) -> dict[str, dict]:
     return {"kernel": kernel, "ramdisk": ramdisk, "ami": ami}
 
 
-def test_auto_moves_no_image_byte_through_this_host(sync: CloudSync, tmp_path: Path) -> None:
+def test_auto_moves_only_the_first_mib_through_this_host(sync: CloudSync, tmp_path: Path) -> None:
     family = add_ami_family(sync, "gd")
     metrics = tmp_path / "glancesync.prom"
 
@@ -70,6 +71,8 @@ def test_auto_moves_no_image_byte_through_this_host(sync: CloudSync, tmp_path: P
     assert run.status == 0, run.out + run.err
     masters = {image["id"] for image in family.values()}
     assert sync_host_downloads(sync, masters) == []
+    # The pre-flight data check read each image's first MiB, once for both regions.
+    assert sorted(sync_host_downloads(sync, masters, status=206)) == sorted(masters)
     # ... yet both Glances read every image from the master themselves.
     pulled = [
         logged.image_id
@@ -86,8 +89,10 @@ def test_auto_moves_no_image_byte_through_this_host(sync: CloudSync, tmp_path: P
             assert copy["status"] == "active"
             assert copy["checksum"] == master["checksum"]
             assert copy["os_hash_value"] == master["os_hash_value"]
-        assert metric(metrics, "glancesync_streamed_bytes", region) == 0
         assert metric(metrics, "glancesync_uploaded_bytes", region) == 6 * MiB
+    # Those three MiB (the ramdisk is one) are counted by the region that read them.
+    streamed = [metric(metrics, "glancesync_streamed_bytes", r) for r in ("RegionA", "RegionB")]
+    assert streamed == [3 * MiB, 0]
 
 
 def test_after_a_glance_download_the_metadata_is_exactly_the_masters(sync: CloudSync) -> None:
@@ -131,6 +136,7 @@ def test_a_target_forced_to_stream_sends_the_data_itself(sync: CloudSync) -> Non
     assert run.status == 0, run.out
     assert "imported by glance-download" not in run.out
     assert sync_host_downloads(sync, {image["id"]}) == [image["id"]]
+    assert sync_host_downloads(sync, {image["id"]}, status=206) == [image["id"]]  # pre-flight
     assert sync.one("RegionA", "forced-stream")["checksum"] == image["checksum"]
 
 
@@ -145,6 +151,8 @@ def test_a_region_of_another_keystone_is_sent_the_data(sync: CloudSync) -> None:
 
     assert run.status == 0, run.out
     assert sync_host_downloads(sync, {image["id"]}) == [image["id"]]  # for RegionC only
+    # The first MiB, for the pre-flight check of each run (the dry one too), not each region.
+    assert sync_host_downloads(sync, {image["id"]}, status=206) == [image["id"]] * 2
     for region in ("RegionA", "RegionC"):
         assert sync.one(region, "elsewhere")["checksum"] == image["checksum"]
 
@@ -221,7 +229,8 @@ def test_an_import_that_never_ends_is_abandoned_for_a_stream(sync: CloudSync) ->
 def test_a_stream_cut_once_resumes_where_it_broke(sync: CloudSync) -> None:
     data = payload("cut-once", 6 * MiB)
     image = sync.add_image(MASTER_REGION, "cut-once", data)
-    sync.write_config(master={"transfer": "stream"})
+    # No pre-flight read of the first MiB: the cut would be that download's.
+    sync.write_config(master={"transfer": "stream", "preflight": "false"})
     before = len(sync.cloud.proxied_downloads(MASTER_REGION))
     sync.cloud.cut_downloads(MASTER_REGION, after=2 * MiB + 12345, times=1)
 
@@ -243,7 +252,7 @@ def test_a_stream_cut_once_resumes_where_it_broke(sync: CloudSync) -> None:
 
 def test_a_stream_cut_every_time_fails_cleanly(sync: CloudSync) -> None:
     image = sync.add_image(MASTER_REGION, "cut-always", payload("cut-always", 8 * MiB))
-    sync.write_config(master={"transfer": "stream"})
+    sync.write_config(master={"transfer": "stream", "preflight": "false"})  # see cut-once
     before = len(sync.cloud.proxied_downloads(MASTER_REGION))
     sync.cloud.cut_downloads(MASTER_REGION, after=MiB, times=None)
 
