@@ -74,7 +74,7 @@ def test_an_image_over_the_quota_is_refused_before_any_byte(sync: CloudSync, tra
     assert master_reads(sync, small["id"], since) == [HEAD_RANGE, None]
 
 
-def test_glance_itself_would_have_let_the_image_in(sync: CloudSync) -> None:
+def test_without_the_check_glance_lets_an_import_in_over_the_quota(sync: CloudSync) -> None:
     # The reason for the check: Glance counts an import against the quota only once the
     # data is in, so without it the whole image is copied and the region ends over quota.
     sync.add_image(MASTER_REGION, "quota-unchecked", payload("quota-unchecked", 3 * MiB))
@@ -87,6 +87,26 @@ def test_glance_itself_would_have_let_the_image_in(sync: CloudSync) -> None:
     assert run.status == 0, run.out
     assert sync.one(QUOTA_REGION, "quota-unchecked")["status"] == "active"
     assert usage["image_size_total"] == {"usage": 3, "limit": 2}
+
+
+def test_without_the_check_glance_refuses_a_stream_once_its_record_is_made(
+    sync: CloudSync,
+) -> None:
+    image = sync.add_image(MASTER_REGION, "quota-413", payload("quota-413", 3 * MiB))
+    sync.write_config(master={"preflight": "false", "transfer": "stream"})
+    since = len(sync.cloud.proxied_downloads(MASTER_REGION))
+
+    with sync.cloud.image_quota("image_size_total", 2):
+        run = sync.run(QUOTA_REGION)
+
+    assert run.status == 1, run.out
+    [error] = errors(run)
+    assert error.startswith(f"ERROR:{QUOTA_REGION}: uploading image quota-413: HTTP 413"), error
+    assert sync.named(QUOTA_REGION, "quota-413") == []  # the record made was deleted
+    # ... but only once the whole image had been read from the master for it.
+    [download] = sync.cloud.proxied_downloads(MASTER_REGION)[since:]
+    assert (download.image_id, download.range) == (image["id"], None)
+    assert download.sent > image["size"]  # the image, and the response's headers
 
 
 def test_a_dry_run_says_which_image_would_be_refused(sync: CloudSync) -> None:
