@@ -36,8 +36,8 @@ REGION_GAUGES: dict[str, str] = {
     "images, run after run (Unix time; 0: none pending)",
     "uploaded_bytes": "Bytes the last run uploaded to the region",
     "uploaded_images": "Images the last run uploaded to the region",
-    "streamed_bytes": "Bytes of those uploads that went through this host (a "
-    "glance-download moves none)",
+    "streamed_bytes": "Image bytes that went through this host for the region: uploaded "
+    "data and the pre-flight checks' first MiB (a glance-download moves only the latter)",
 }
 
 

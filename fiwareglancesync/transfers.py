@@ -2,7 +2,8 @@
 
 ``glance-download``
     The region's Glance pulls the image from the master region itself (an image import,
-    Glance 2023.1 and later): no image byte goes through this host. Possible where the
+    Glance 2023.1 and later): no image byte goes through this host but the first MiB
+    the pre-flight data check reads. Possible where the
     region is in the master's Keystone (the import uses the caller's token to find and
     read the master region) and its Glance lists the method in ``GET /v2/info/import``.
 ``file``
