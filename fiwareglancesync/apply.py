@@ -33,6 +33,7 @@ from fiwareglancesync.errors import ImagesRefused, PreflightRefused, RegionError
 from fiwareglancesync.facades.base import Facade
 from fiwareglancesync.image import Image
 from fiwareglancesync.plan import RegionPlan
+from fiwareglancesync.preflight import NOTHING_PLANNED, Planned
 from fiwareglancesync.region import RegionRef
 
 logger = logging.getLogger(__name__)
@@ -46,8 +47,9 @@ class Sender(Protocol):
     def method(self, master: Image) -> str:
         """The transfer method this image would use: glance-download, file or stream."""
 
-    def check(self, master: Image, method: str) -> None:
-        """Raise PreflightRefused if ``master`` cannot land in the region by ``method``."""
+    def check(self, master: Image, method: str, planned: Planned = NOTHING_PLANNED) -> None:
+        """Raise PreflightRefused if ``master`` cannot land in the region by ``method``
+        (``planned``: what the dry run would have sent before it)."""
 
     def send(self, master: Image, wanted: Image) -> Image:
         """Copy ``master`` into the region as ``wanted``; return the image created.
@@ -78,6 +80,7 @@ class _Executor:
         self.name = plan.region.fullname
         self.methods: dict[str, str] = {}
         self.refused: list[str] = []  # the images the pre-flight checks refused
+        self.pending_images = 0  # a dry run's transfers that passed the checks
         # Regional ids by image name, updated as images are uploaded: where the kernel
         # and ramdisk names of an action point in this region.
         self.regional_ids = {
@@ -176,8 +179,9 @@ class _Executor:
         master = action.master
         logger.info("%s: Pending: %s (%d MB)", self.name, action.name, master.size_mb)
         method = self.methods[action.name]
+        planned = Planned(self.pending_images, self.result.pending_bytes)
         try:
-            self.sender.check(master, method)
+            self.sender.check(master, method, planned)
         except PreflightRefused as refusal:
             logger.warning(
                 "%s: would refuse %s before the transfer: %s",
@@ -188,6 +192,7 @@ class _Executor:
             self.refused.append(action.name)
             return
         self._describe(action, method)
+        self.pending_images += 1
         self.result.pending_bytes += master.size
 
     def _transfer(self, action: Transfer) -> None:

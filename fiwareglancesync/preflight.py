@@ -53,29 +53,45 @@ def _usage(usage: Mapping[str, Any], resource: str) -> tuple[int, int] | None:
     return used, limit
 
 
-def quota_refusal(image: Image, usage: Mapping[str, Any] | None) -> str | None:
+@dataclass(frozen=True)
+class Planned:
+    """What a dry run would already have sent to the region before this image: the
+    region's usage does not show it, since nothing was sent."""
+
+    images: int = 0
+    bytes: int = 0
+
+
+NOTHING_PLANNED = Planned()  # a real run: the usage shows what was sent
+
+
+def quota_refusal(
+    image: Image, usage: Mapping[str, Any] | None, planned: Planned = NOTHING_PLANNED
+) -> str | None:
     """Why ``image`` exceeds the region's quota, from ``GET /v2/info/usage``'s "usage".
 
     Mirrors Glance's own enforcement (glance/quota/keystone.py, through oslo.limit): a
     new record is refused when the project already has ``image_count_total`` images;
     data is refused when usage plus the image's whole MiB exceed ``image_size_total``
     (both counted in MiB rounded down, as Glance does). A Glance without unified limits
-    answers an empty usage: nothing to refuse.
+    answers an empty usage: nothing to refuse. ``planned`` is added to the usage.
     """
     if not usage:
         return None
     count = _usage(usage, IMAGE_COUNT_TOTAL)
-    if count is not None and count[0] + 1 > count[1]:
+    if count is not None and count[0] + planned.images + 1 > count[1]:
+        used = count[0] + planned.images
         return (
             f"one more image would exceed the region's {IMAGE_COUNT_TOTAL} quota "
-            f"({count[0]} of {count[1]} images)"
+            f"({used} of {count[1]} images)"
         )
     total = _usage(usage, IMAGE_SIZE_TOTAL)
     needed = image.size // MiB
-    if total is not None and total[0] + needed > total[1]:
+    if total is not None and total[0] + planned.bytes // MiB + needed > total[1]:
+        used = total[0] + planned.bytes // MiB
         return (
             f"{needed} MB would exceed the region's {IMAGE_SIZE_TOTAL} quota "
-            f"(used {total[0]} of {total[1]} MB)"
+            f"(used {used} of {total[1]} MB)"
         )
     return None
 

@@ -32,7 +32,7 @@ from fiwareglancesync.errors import PreflightRefused, RegionError
 from fiwareglancesync.facades.base import Facade, ImageData, ImportSource
 from fiwareglancesync.facades.glance_import import GLANCE_DOWNLOAD
 from fiwareglancesync.image import Image
-from fiwareglancesync.preflight import AcceptedFormats
+from fiwareglancesync.preflight import NOTHING_PLANNED, AcceptedFormats, Planned
 from fiwareglancesync.region import RegionRef
 
 logger = logging.getLogger(__name__)
@@ -115,19 +115,20 @@ class RegionSender:
             return False, f"its Glance does not offer glance-download (it offers: {offered})"
         return True, ""
 
-    def check(self, master: Image, method: str) -> None:
+    def check(self, master: Image, method: str, planned: Planned = NOTHING_PLANNED) -> None:
         """Raise :class:`PreflightRefused` if ``master`` cannot land in the region.
 
         The cheapest first: the formats (asked once per region), the quota (asked for
-        every image: the run's own uploads change it), then the data (one read of at
-        most 1 MiB, from where ``method`` takes it: images_dir for ``file``, else the
-        master Glance, which a glance-download copies).
+        every image: the run's own uploads change it; a dry run says in ``planned``
+        what it would have sent), then the data (one read of at most 1 MiB, from where
+        ``method`` takes it: images_dir for ``file``, else the master Glance, which a
+        glance-download copies).
         """
         if not self.target.preflight:
             return
         reason = (
             preflight.format_refusal(master, self._accepted_formats())
-            or preflight.quota_refusal(master, self.facade.image_limits(self.region))
+            or preflight.quota_refusal(master, self.facade.image_limits(self.region), planned)
             or self._data_refusal(master, method)
         )
         if reason:

@@ -10,6 +10,7 @@ from builders import image
 
 from fiwareglancesync.preflight import (
     AcceptedFormats,
+    Planned,
     data_refusal,
     detected_formats,
     format_refusal,
@@ -109,6 +110,18 @@ def test_an_image_bigger_than_what_is_left_is_refused_in_mb():
 def test_the_size_rule_is_glances(size, used, limit, refused):
     reason = quota_refusal(labelled("raw", size=size), usage(size_used=used, size_limit=limit))
     assert (reason is not None) is refused
+
+
+def test_what_a_dry_run_would_have_sent_counts_as_used():
+    free = usage(size_used=3, size_limit=8, count_used=1, count_limit=3)
+    image = labelled("raw", size=2 * MiB)
+    assert quota_refusal(image, free, Planned(images=1, bytes=3 * MiB)) is None
+    assert quota_refusal(image, free, Planned(images=1, bytes=4 * MiB)) == (
+        "2 MB would exceed the region's image_size_total quota (used 7 of 8 MB)"
+    )
+    assert quota_refusal(image, free, Planned(images=2)) == (
+        "one more image would exceed the region's image_count_total quota (3 of 3 images)"
+    )
 
 
 def test_a_full_image_count_refuses_any_new_image():

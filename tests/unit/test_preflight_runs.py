@@ -285,6 +285,22 @@ def test_a_dry_run_says_what_would_be_refused_and_changes_nothing(caplog):
     assert refusal.levelno == logging.WARNING
 
 
+def test_a_dry_run_counts_what_it_would_have_sent_against_the_quota(caplog):
+    caplog.set_level(logging.INFO)
+    images = [raw("a", 2 * MiB), raw("b", 2 * MiB), raw("c", 2 * MiB)]
+    plan = plan_region(REGION, images, [], target(), "tenant1id")
+    # 5 MB free: a real run uploads a and b, and the usage it reads then refuses c.
+    facade = Region(usage={"image_size_total": {"usage": 1, "limit": 6}})
+
+    with pytest.raises(RegionError, match=r"^1 image would be refused before the transfer: c$"):
+        apply_plan(plan, facade, sender(facade), dry_run=True)
+
+    assert (
+        "RegionA: would refuse c before the transfer: 2 MB would exceed the region's "
+        "image_size_total quota (used 5 of 6 MB)"
+    ) in [r.getMessage() for r in caplog.records]
+
+
 # --------------------------------------------------------------------------- the option
 
 
