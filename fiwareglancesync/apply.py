@@ -9,8 +9,10 @@ by stream``).
 
 An image the pre-flight checks refuse (:class:`PreflightRefused`) is logged in one line
 and skipped, the region's other actions go on, and the region then fails with one
-ImagesRefused (a RegionError) counting them and carrying what was done. A dry run runs the same checks (they read at most 1 MiB of
-each image) and ends the same way, saying ``would refuse X before the transfer: ...``.
+ImagesRefused (a RegionError) counting them and carrying what was done. A dry run runs
+the same checks (they read at most 1 MiB of each image), counting what it would already
+have sent against the quota, and ends the same way, saying ``would refuse X before the
+transfer: ...``.
 """
 
 from __future__ import annotations

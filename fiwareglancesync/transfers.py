@@ -3,9 +3,9 @@
 ``glance-download``
     The region's Glance pulls the image from the master region itself (an image import,
     Glance 2023.1 and later): no image byte goes through this host but the first MiB
-    the pre-flight data check reads. Possible where the
-    region is in the master's Keystone (the import uses the caller's token to find and
-    read the master region) and its Glance lists the method in ``GET /v2/info/import``.
+    the pre-flight data check reads. Possible where the region is in the master's
+    Keystone (the import uses the caller's token to find and read the master region)
+    and its Glance lists the method in ``GET /v2/info/import``.
 ``file``
     The copy of the image in ``images_dir`` (a file named by its master UUID) is sent.
 ``stream``
@@ -166,7 +166,8 @@ class RegionSender:
         if head is None:
             return None
         self.streamed_bytes += len(head)
-        found = self.head_formats[master.id] = preflight.detected_formats(head)
+        found = preflight.detected_formats(head)
+        self.head_formats[master.id] = found
         return found
 
     def send(self, master: Image, wanted: Image) -> Image:
