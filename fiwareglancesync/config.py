@@ -296,7 +296,8 @@ OPTIONS: tuple[Option, ...] = (
         "that it accepts the image's disk_format and container_format (GET "
         "/v2/schemas/image), that the image fits its quota (GET /v2/info/usage, with "
         "Keystone unified limits), and that the first MiB of the data is what its "
-        "disk_format says. An image that fails is refused in that region, in one error "
+        "disk_format says (streams and files; a glance-download is read by the region "
+        "itself, and checked only before a fallback stream). An image that fails is refused in that region, in one error "
         "line, and the region's other images go on. false: no checks, no reads.",
     ),
     Option(

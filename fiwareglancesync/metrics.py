@@ -37,7 +37,7 @@ REGION_GAUGES: dict[str, str] = {
     "uploaded_bytes": "Bytes the last run uploaded to the region",
     "uploaded_images": "Images the last run uploaded to the region",
     "streamed_bytes": "Image bytes that went through this host for the region: uploaded "
-    "data and the pre-flight checks' first MiB (a glance-download moves only the latter)",
+    "data and the pre-flight checks' first MiB (a glance-download moves none)",
 }
 
 

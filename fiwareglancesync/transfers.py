@@ -2,8 +2,9 @@
 
 ``glance-download``
     The region's Glance pulls the image from the master region itself (an image import,
-    Glance 2023.1 and later): no image byte goes through this host but the first MiB
-    the pre-flight data check reads. Possible where the region is in the master's
+    Glance 2023.1 and later): no image byte goes through this host (the pre-flight data
+    check is left to the region's Glance, which reads the data itself, and runs here only
+    before a fallback to a stream). Possible where the region is in the master's
     Keystone (the import uses the caller's token to find and read the master region)
     and its Glance lists the method in ``GET /v2/info/import``.
 ``file``
@@ -121,18 +122,27 @@ class RegionSender:
         The cheapest first: the formats (asked once per region), the quota (asked for
         every image: the run's own uploads change it; a dry run says in ``planned``
         what it would have sent), then the data (one read of at most 1 MiB, from where
-        ``method`` takes it: images_dir for ``file``, else the master Glance, which a
-        glance-download copies).
+        ``method`` takes it: images_dir for ``file``, the master Glance for ``stream``).
+        A glance-download moves no byte through this host, so its data is checked only
+        if the import fails and the image is streamed instead (see :meth:`send`).
         """
         if not self.target.preflight:
             return
         reason = (
             preflight.format_refusal(master, self._accepted_formats())
             or preflight.quota_refusal(master, self.facade.image_limits(self.region), planned)
-            or self._data_refusal(master, method)
+            or (None if method == GLANCE_DOWNLOAD else self._data_refusal(master, method))
         )
         if reason:
             raise PreflightRefused(master.name, reason)
+
+    def _check_data(self, master: Image) -> None:
+        """The data check a glance-download skipped, before its fallback stream."""
+        if self.target.preflight:
+            # The fallback sends what open_data reads: the images_dir file when there is one.
+            reason = self._data_refusal(master, FILE if self.has_file(master) else STREAM)
+            if reason:
+                raise PreflightRefused(master.name, reason)
 
     def _accepted_formats(self) -> AcceptedFormats | None:
         if not self._formats_asked:
@@ -180,6 +190,8 @@ class RegionSender:
         opened: list[ImageData] = []
 
         def open_data() -> ImageData:
+            if method == GLANCE_DOWNLOAD:  # the import failed: now the bytes pass here
+                self._check_data(master)
             opened.append(self.open_data(master))
             return opened[-1]
 

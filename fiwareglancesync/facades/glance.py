@@ -659,10 +659,19 @@ class GlanceFacade(Facade):
                 time.monotonic() - began,
             )
             return image_from_record(record, where.fullname)
-        if reuse:
-            return self._fill(client, where, image_id, image, fallback())
-        self._discard(client, region, image_id, image.name)
-        return self._fill(client, where, self._create(client, image), image, fallback())
+        if not reuse:
+            self._discard(client, region, image_id, image.name)
+        try:
+            # Opening the data may refuse it (the pre-flight data check a glance-download
+            # skipped) or fail: then no record of ours may stay behind.
+            data = fallback()
+        except BaseException:
+            if reuse:
+                self._discard(client, region, image_id, image.name)
+            raise
+        if not reuse:
+            image_id = self._create(client, image)
+        return self._fill(client, where, image_id, image, data)
 
     def _imported(
         self, client: glance_client.Client, image_id: str, image: Image, source: ImportSource

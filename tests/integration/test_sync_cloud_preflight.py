@@ -71,7 +71,10 @@ def test_an_image_over_the_quota_is_refused_before_any_byte(sync: CloudSync, tra
     assert sync.cloud.store_files(QUOTA_REGION) - store_before == {copy["id"]}
     # ... and nothing of it was read from the master: the quota is checked before the data.
     assert master_reads(sync, big["id"], since) == []
-    assert master_reads(sync, small["id"], since) == [HEAD_RANGE, None]
+    # small: read whole (by the region's Glance for a glance-download, which the sync
+    # host does not read even the first MiB of; by the sync host, after its head, else).
+    head = [] if transfer == "auto" else [HEAD_RANGE]
+    assert master_reads(sync, small["id"], since) == [*head, None]
 
 
 def test_without_the_check_glance_lets_an_import_in_over_the_quota(sync: CloudSync) -> None:
@@ -133,11 +136,10 @@ def test_a_dry_run_says_which_image_would_be_refused(sync: CloudSync) -> None:
 @pytest.mark.parametrize(
     ("transfer", "from_file"),
     [
-        ("auto", False),  # glance-download: the head is read from the master
-        ("stream", False),  # a stream: the same
+        ("stream", False),  # a stream: the head is read from the master
         ("stream", True),  # a file of images_dir: its own first MiB
     ],
-    ids=["glance-download", "stream", "file"],
+    ids=["stream", "file"],
 )
 def test_a_qcow2_labelled_raw_is_refused_before_the_transfer(
     sync: CloudSync, transfer: str, from_file: bool
@@ -167,6 +169,50 @@ def test_a_qcow2_labelled_raw_is_refused_before_the_transfer(
     assert sync.cloud.store_files(region) - store_before == {copy["id"]}
     # One read of the first MiB at most, and none from the master for a file.
     assert master_reads(sync, disguised["id"], since) == ([] if from_file else [HEAD_RANGE])
+
+
+def test_a_glance_download_leaves_the_data_to_the_region_and_checks_it_before_a_fallback(
+    sync: CloudSync,
+) -> None:
+    region = "RegionB"
+    data = qcow2_disk("disguised", data_clusters=40)
+    disguised = sync.add_image(MASTER_REGION, "disguised", data)  # labelled raw
+    sync.write_image_file(disguised["id"], data)  # what a fallback would send
+    since = len(sync.cloud.proxied_downloads(MASTER_REGION))
+
+    # The import works: the sync host read nothing, not even a first MiB, and the
+    # region's Glance, which read the data itself, took it as its master did.
+    run = sync.run(region)
+    assert run.status == 0, run.out
+    assert "imported by glance-download" in run.out
+    assert HEAD_RANGE not in master_reads(sync, disguised["id"], since)
+    sync.cloud.purge_images([region])
+
+    # The import fails (the master image vanishes first): before the fallback sends the
+    # file through this host, its data is checked, refused, and no record is left.
+    store_before = sync.cloud.store_files(region)
+    run = sync.run(region, facade_factory=deleting_the_source_first(sync.cloud))
+    assert run.status == 1, run.out
+    assert "streaming it through this host instead" in run.out
+    assert errors(run) == [
+        f"ERROR:{region}: image disguised refused before the transfer: its data is qcow2, "
+        "but its disk_format is raw",
+        f"ERROR:{region}: 1 image refused before the transfer: disguised",
+    ]
+    assert sync.named(region, "disguised") == []
+    assert sync.cloud.store_files(region) == store_before
+
+
+def deleting_the_source_first(cloud):
+    """A facade whose imports start after the master image is gone."""
+    from fiwareglancesync.facades.glance import GlanceFacade
+
+    class SourceVanishes(GlanceFacade):
+        def import_image(self, region, image, source, fallback):  # type: ignore[no-untyped-def]
+            cloud.glance_client(region=MASTER_REGION).images.delete(source.image.id)
+            return super().import_image(region, image, source, fallback)
+
+    return lambda environ: SourceVanishes
 
 
 # --------------------------------------------------------------------------- formats

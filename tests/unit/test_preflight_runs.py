@@ -32,7 +32,8 @@ ANY_FORMAT = AcceptedFormats(
 class Region(Facade):
     """A region that answers the pre-flight questions as told, and records the rest."""
 
-    def __init__(self, formats=ANY_FORMAT, usage=None, methods=frozenset()):
+    def __init__(self, formats=ANY_FORMAT, usage=None, methods=frozenset(), imports_fail=False):
+        self.imports_fail = imports_fail
         self.formats = formats
         self.usage = usage or {}
         self.methods = methods
@@ -52,6 +53,8 @@ class Region(Facade):
 
     def import_image(self, region, image, source, fallback):
         self.calls.append(f"import {image.name}")
+        if self.imports_fail:  # as GlanceFacade does: the data goes by this host instead
+            return self.upload(region, image, fallback())
         return image.copy(id=f"r-{image.name}", status="active")
 
     def upload(self, region, image, data):
@@ -155,9 +158,8 @@ def test_the_quota_is_read_afresh_for_every_image():
     [
         (frozenset(), (), False, "upload a"),  # stream: the master's first MiB
         (frozenset(), ("a",), True, "upload a"),  # file: the file's first MiB
-        (frozenset({"glance-download"}), ("a",), False, "import a"),  # what is imported
     ],
-    ids=["stream", "file", "glance-download"],
+    ids=["stream", "file"],
 )
 def test_the_data_is_read_from_where_the_method_takes_it(methods, files, from_file, call):
     facade = Region(methods=methods)
@@ -167,9 +169,25 @@ def test_the_data_is_read_from_where_the_method_takes_it(methods, files, from_fi
     assert facade.calls == [call]
 
 
-@pytest.mark.parametrize("methods", [frozenset(), frozenset({"glance-download"})])
-def test_qcow2_data_labelled_raw_is_refused_whatever_the_method(methods):
-    facade = Region(methods=methods)
+def test_a_glance_download_reads_nothing_here():
+    facade = Region(methods=frozenset({"glance-download"}))
+    chooser = sender(facade, heads={"a": qcow2_image()})
+    chooser.send(raw("a"), raw("a"))
+    assert (chooser.reads, facade.calls, chooser.streamed_bytes) == ([], ["import a"], 0)
+
+
+@pytest.mark.parametrize("files", [(), ("a",)], ids=["from the master", "from the file"])
+def test_a_failed_import_is_checked_before_its_fallback_sends_anything(files):
+    facade = Region(methods=frozenset({"glance-download"}), imports_fail=True)
+    chooser = sender(facade, heads={"a": qcow2_image()}, files=files)
+    with pytest.raises(PreflightRefused, match="its data is qcow2, but its disk_format is raw"):
+        chooser.send(raw("a"), raw("a"))
+    assert facade.calls == ["import a"]  # and no upload
+    assert chooser.reads == [("a", bool(files))]
+
+
+def test_qcow2_data_labelled_raw_is_refused_when_streamed():
+    facade = Region()
     chooser = sender(facade, heads={"a": qcow2_image()})
     with pytest.raises(PreflightRefused, match="its data is qcow2, but its disk_format is raw"):
         chooser.send(raw("a"), raw("a"))
@@ -177,10 +195,11 @@ def test_qcow2_data_labelled_raw_is_refused_whatever_the_method(methods):
 
 
 def test_the_bytes_read_for_the_check_count_as_streamed():
-    facade = Region(methods=frozenset({"glance-download"}))
+    facade = Region()
     chooser = sender(facade, heads={"b": bytes(1000)})
     chooser.send(raw("a", 5 * MiB), raw("a", 5 * MiB))
     chooser.send(raw("b", 1000), raw("b", 1000))
+    # The check's reads, plus the streams (the Region stub reads none of their data).
     assert chooser.streamed_bytes == MiB + 1000
 
 
@@ -323,7 +342,7 @@ def test_preflight_is_a_target_option_on_by_default():
 
 
 def test_data_that_cannot_be_read_here_is_sent_unchecked_with_a_warning(caplog):
-    facade = Region(methods=frozenset({"glance-download"}))
+    facade = Region()
     chooser = sender(facade)
 
     def unreadable(master, from_file):
@@ -332,7 +351,7 @@ def test_data_that_cannot_be_read_here_is_sent_unchecked_with_a_warning(caplog):
     chooser.read_head = unreadable
     chooser.send(raw("a"), raw("a"))
 
-    assert facade.calls == ["import a"]  # the target's Glance may still read the master
+    assert facade.calls == ["upload a"]  # the stream itself says whether it can be read
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert warning.getMessage() == (
         "RegionA: the data of a is not checked before the transfer: reading the first "
