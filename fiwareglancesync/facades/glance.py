@@ -160,6 +160,24 @@ def _call_with_deadline(function: Callable[[], T], seconds: float, what: str) ->
     return outcome["value"]
 
 
+def _ranged_download(
+    client: glance_client.Client, image_id: str, byte_range: str, raise_exc: bool = True
+) -> Any:
+    """``GET /v2/images/{id}/file`` with a ``Range`` header, as a streamed response.
+
+    Through keystoneauth's own request: glanceclient %-encodes header values, and Glance
+    reads ``bytes%3D10-`` as no range at all (HTTP 416).
+    """
+    return ks_adapter.Adapter.request(
+        client.http_client,
+        f"/v2/images/{image_id}/file",
+        "GET",
+        headers={"Range": byte_range},
+        stream=True,
+        raise_exc=raise_exc,
+    )
+
+
 def _keeps_the_promise(method: Callable[..., T]) -> Callable[..., T]:
     """Only FacadeError leaves a facade: a client library's own exception is turned into
     one here, whichever call inside the method raised it (bugs stay what they are)."""
@@ -478,16 +496,7 @@ class GlanceFacade(Facade):
         A response that is not the asked-for range cannot continue the upload: it is
         refused rather than skipped through, which would move the bytes twice.
         """
-        # Through keystoneauth's own request: glanceclient %-encodes header values, and
-        # Glance reads "bytes%3D10-" as no range at all (HTTP 416).
-        response = ks_adapter.Adapter.request(
-            client.http_client,
-            f"/v2/images/{image.id}/file",
-            "GET",
-            headers={"Range": f"bytes={offset}-"},
-            stream=True,
-            raise_exc=False,
-        )
+        response = _ranged_download(client, image.id, f"bytes={offset}-", raise_exc=False)
         start = range_start(response.headers.get("Content-Range"))
         if response.status_code != 206 or start != offset:
             response.close()
@@ -573,15 +582,7 @@ class GlanceFacade(Facade):
         client = self._client(where.name)
 
         def read() -> bytes:
-            # Through keystoneauth's own request, as in _download_from: glanceclient
-            # %-encodes header values, and Glance answers "bytes%3D0-..." with HTTP 416.
-            response = ks_adapter.Adapter.request(
-                client.http_client,
-                f"/v2/images/{image.id}/file",
-                "GET",
-                headers={"Range": f"bytes=0-{size - 1}"},
-                stream=True,
-            )
+            response = _ranged_download(client, image.id, f"bytes=0-{size - 1}")
             head = bytearray()
             try:
                 for block in response.iter_content(CHUNK_SIZE):

@@ -252,5 +252,17 @@ def facade_factory_with(upload_hook: Any) -> Any:
     return lambda environ: HookedFacade
 
 
+def deleting_the_source_first(cloud: Any) -> Any:
+    """A facade factory whose imports start after the master image is gone, so that
+    the region's import fails and GlanceSync falls back to sending the data."""
+
+    class SourceVanishes(GlanceFacade):
+        def import_image(self, region, image, source, fallback):  # type: ignore[no-untyped-def]
+            cloud.glance_client(region=MASTER_REGION).images.delete(source.image.id)
+            return super().import_image(region, image, source, fallback)
+
+    return lambda environ: SourceVanishes
+
+
 def environment_without_openstack() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if not key.startswith("OS_")}

@@ -15,7 +15,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sync_cloud_support import MASTER_REGION, CloudSync, payload, qcow2_disk
+from sync_cloud_support import (
+    MASTER_REGION,
+    CloudSync,
+    deleting_the_source_first,
+    payload,
+    qcow2_disk,
+)
 
 from tests.cloud.cloud import NARROW_FORMATS_REGION, QUOTA_REGION, REFUSED_DISK_FORMAT
 
@@ -201,18 +207,6 @@ def test_a_glance_download_leaves_the_data_to_the_region_and_checks_it_before_a_
     ]
     assert sync.named(region, "disguised") == []
     assert sync.cloud.store_files(region) == store_before
-
-
-def deleting_the_source_first(cloud):
-    """A facade whose imports start after the master image is gone."""
-    from fiwareglancesync.facades.glance import GlanceFacade
-
-    class SourceVanishes(GlanceFacade):
-        def import_image(self, region, image, source, fallback):  # type: ignore[no-untyped-def]
-            cloud.glance_client(region=MASTER_REGION).images.delete(source.image.id)
-            return super().import_image(region, image, source, fallback)
-
-    return lambda environ: SourceVanishes
 
 
 # --------------------------------------------------------------------------- formats

@@ -13,7 +13,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from sync_cloud_support import MASTER_REGION, CloudSync, md5, payload
+from sync_cloud_support import MASTER_REGION, CloudSync, deleting_the_source_first, md5, payload
 
 from fiwareglancesync.facades import transfer
 from fiwareglancesync.facades.glance import GlanceFacade
@@ -167,17 +167,6 @@ def test_glance_download_forced_where_it_cannot_work_fails_that_region(sync: Clo
     [error] = [line for line in run.lines if line.startswith("ERROR:")]
     assert "other.transfer is glance-download" in error
     assert "not in the master's Keystone" in error
-
-
-def deleting_the_source_first(cloud):
-    """A facade whose imports start after the master image is gone."""
-
-    class SourceVanishes(GlanceFacade):
-        def import_image(self, region, image, source, fallback):  # type: ignore[no-untyped-def]
-            cloud.glance_client(region=MASTER_REGION).images.delete(source.image.id)
-            return super().import_image(region, image, source, fallback)
-
-    return lambda environ: SourceVanishes
 
 
 def test_an_import_that_fails_falls_back_to_sending_the_data(sync: CloudSync) -> None:

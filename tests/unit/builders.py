@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 from fiwareglancesync.config import Credential, TargetConfig
+from fiwareglancesync.facades.base import Facade
 from fiwareglancesync.image import Image
 
 PROJECT = "tenant1id"
@@ -47,3 +48,29 @@ def run_sync(argv: list[str], environ: dict[str, str], **kwargs: Any) -> tuple[i
     out, err = io.StringIO(), io.StringIO()
     status = main(argv, environ=environ, stdout=out, stderr=err, **kwargs)
     return status, out.getvalue(), err.getvalue()
+
+
+class RecordingRegion(Facade):
+    """The parts of a facade a sender's tests do not look at: an empty region of a
+    target with one project, that records its updates and deletes in ``calls``."""
+
+    calls: list[str]
+
+    def regions(self):
+        return ["Master", "RegionA"]
+
+    def project_id(self):
+        return PROJECT
+
+    def list_images(self, region):
+        return []
+
+    def update(self, region, image):
+        self.calls.append(f"update {image.name}")
+
+    def delete(self, region, image_id):
+        self.calls.append(f"delete {image_id}")
+        return True
+
+    def download(self, region, image):
+        raise AssertionError("not used")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import pytest
-from builders import image, run_sync, target
+from builders import RecordingRegion, image, run_sync, target
 
 from fiwareglancesync.actions import RENAME, REPLACE, UPLOAD, Desired, Transfer
 from fiwareglancesync.apply import apply_plan
@@ -38,7 +38,7 @@ MASTER = RegionRef("master", "Master")
 # --------------------------------------------------------------------------- choosing
 
 
-class Catalog(Facade):
+class Catalog(RecordingRegion):
     """Just enough of a facade to answer import_methods and record uploads."""
 
     def __init__(self, methods: frozenset[str] = frozenset()):
@@ -58,25 +58,6 @@ class Catalog(Facade):
         block = b"".join(data.chunks())
         self.calls.append(f"upload {image.name} ({len(block)} bytes from {data.source})")
         return image.copy(id="new", status="active")
-
-    def regions(self):
-        return ["Master", "RegionA"]
-
-    def project_id(self):
-        return "p"
-
-    def list_images(self, region):
-        return []
-
-    def update(self, region, image):
-        self.calls.append(f"update {image.name}")
-
-    def delete(self, region, image_id):
-        self.calls.append(f"delete {image_id}")
-        return True
-
-    def download(self, region, image):
-        raise AssertionError("not used")
 
 
 def sender(facade: Facade, transfer: str = "auto", keystone: str | None = None, files=()):
