@@ -117,7 +117,8 @@ def test_a_glance_download_keeps_only_the_properties_of_metadata_set(sync: Cloud
     add_ami_family(sync, "only")
     sync.write_config(master={"metadata_set": "type", "metadata_condition": "True"})
 
-    assert sync.run("RegionA").status == 0
+    run = sync.run("RegionA")
+    assert run.status == 0, run.out
 
     ami = sync.one("RegionA", "only-ami")
     assert ami["type"] == "ami"
