@@ -83,6 +83,9 @@ class FaultyFacade(Facade):
     def update(self, region: RegionRef, image: Image) -> None:
         self.inner.update(region, image)
 
+    def image_limits(self, region: RegionRef) -> dict[str, Any] | None:
+        return self.switch.limits  # what a region with unified limits would answer
+
     def delete(self, region: RegionRef, image_id: str) -> bool:
         return self.inner.delete(region, image_id)
 
@@ -117,6 +120,7 @@ class EngineSwitch:
         self.sync_started = threading.Event()
         self.synced: list[str] = []
         self.broken: BaseException | None = None
+        self.limits: dict[str, Any] | None = None  # the regions' quota usage (None: none)
 
     def facade(self, target: TargetConfig) -> Facade:
         return FaultyFacade(MockFacade(self.store, target), self)

@@ -89,6 +89,22 @@ def test_a_failing_sync_ends_failed_with_its_message(
     assert "the image store is full" in task["message"]
 
 
+def test_images_refused_before_the_transfer_fail_the_task_and_are_named(
+    client: FlaskClient, engines: EngineSwitch
+) -> None:
+    # A region whose project has 1 MB of image quota left: every upload is refused by
+    # the pre-flight check, before anything is created; the metadata updates still run.
+    engines.limits = {"image_size_total": {"usage": 0, "limit": 1}}
+    pending = {i["name"] for i in engines_statuses(client, "Leon") if i["status"] != "ok"}
+    task = wait_for_task(client, "Leon", start(client))
+    assert task["status"] == "failed"
+    assert "refused before the transfer" in task["message"]
+    after = {i["name"]: i["status"] for i in engines_statuses(client, "Leon")}
+    refused = {name for name, status in after.items() if status == "pending_upload"}
+    assert refused and refused <= pending
+    assert all(name in task["message"] for name in refused)
+
+
 def test_an_unexpected_error_also_ends_failed(client: FlaskClient, engines: EngineSwitch) -> None:
     engines.faults["upload"] = KeyError("surprise")
     task = wait_for_task(client, "Leon", start(client))
