@@ -24,12 +24,8 @@ It is a script, not a test: it prints a table and writes JSON on demand.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +36,13 @@ sys.path.insert(0, str(REPO / "bench"))
 from bench_transfer import (  # noqa: E402
     MB,
     make_file,
+    run_on_cloud,
     run_sync,
     seed_master,
     servers_cpu,
 )
 
 from tests.cloud.cloud import MASTER_REGION, TestCloud  # noqa: E402
-from tests.cloud.install import DEFAULT_VENV, ensure_venv  # noqa: E402
 
 IMAGE = "bench-image"
 ONE = ("RegionA",)
@@ -215,22 +211,7 @@ def report(result: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size-mb", type=int, default=500, help="image size in MB (10^6 bytes)")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds (medians are reported)")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args()
-    venv = ensure_venv(Path(os.environ.get("GLANCESYNC_CLOUD_VENV", DEFAULT_VENV)))
-    with tempfile.TemporaryDirectory(prefix="glancesync-bench-") as scratch:
-        workdir = Path(scratch)
-        with TestCloud(
-            workdir / "cloud", venv, proxied_regions=(), extra_master_regions=("RegionD",)
-        ) as cloud:
-            result = benchmark(cloud, workdir, args.size_mb * MB, args.repeat)
-    report(result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return run_on_cloud(__doc__, benchmark, report, extra_master_regions=("RegionD",))
 
 
 if __name__ == "__main__":

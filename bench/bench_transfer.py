@@ -322,8 +322,15 @@ def report(result: dict[str, Any]) -> None:
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run_on_cloud(
+    description: str,
+    benchmark: Any,
+    report: Any,
+    **cloud_options: Any,
+) -> int:
+    """The command line of a benchmark on the test cloud: ``--size-mb``, ``--repeat``,
+    ``--json``; a cloud (unproxied, plus ``cloud_options``) for the run, then the report."""
+    parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=500, help="image size in MB (10^6 bytes)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds (medians are reported)")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -331,12 +338,16 @@ def main() -> int:
     venv = ensure_venv(Path(os.environ.get("GLANCESYNC_CLOUD_VENV", DEFAULT_VENV)))
     with tempfile.TemporaryDirectory(prefix="glancesync-bench-") as scratch:
         workdir = Path(scratch)
-        with TestCloud(workdir / "cloud", venv, proxied_regions=()) as cloud:
+        with TestCloud(workdir / "cloud", venv, proxied_regions=(), **cloud_options) as cloud:
             result = benchmark(cloud, workdir, args.size_mb * MB, args.repeat)
     report(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0
+
+
+def main() -> int:
+    return run_on_cloud(__doc__, benchmark, report)
 
 
 if __name__ == "__main__":
