@@ -76,6 +76,7 @@ class CloudCache:
         self._project_ids: dict[str, str] = {}
         self._master: tuple[list[Image], float] | None = None
         self._selected: dict[tuple[str, float], list[Image]] = {}
+        self._members: dict[tuple[str, float], dict[str, tuple[str, ...]]] = {}
 
     def facade(self, config: TargetConfig) -> Facade:
         with self._lock:
@@ -98,6 +99,7 @@ class CloudCache:
                 self._master = cached = (list_master(), self._clock())
                 with self._lock:
                     self._selected.clear()
+                    self._members.clear()
             return cached
 
     def selected(self, key: tuple[str, float], select: Callable[[], list[Image]]) -> list[Image]:
@@ -107,6 +109,19 @@ class CloudCache:
             found = select()
             with self._lock:
                 self._selected[key] = found
+        return found
+
+    def members(
+        self, key: tuple[str, float], look_up: Callable[[], dict[str, tuple[str, ...]]]
+    ) -> dict[str, tuple[str, ...]]:
+        """A target's member projects for one master listing, looked up once (it asks
+        Keystone for the projects: not something to do at every request)."""
+        with self._lock:
+            found = self._members.get(key)
+        if found is None:
+            found = look_up()
+            with self._lock:
+                self._members[key] = found
         return found
 
     def age(self, listed_at: float) -> float:
@@ -328,7 +343,13 @@ class GlanceSync:
         """The target's project ids each shared master image's copy is shared with, by
         master image id (the ``members`` option; looked up once per run)."""
         if target not in self._members:
-            self._members[target] = self._lookup_members(target)
+            self.selected_images(target)  # the master listing the answer belongs to
+            if self._cache is not None and self._master_listed_at is not None:
+                key = (target, self._master_listed_at)
+                found = self._cache.members(key, lambda: self._lookup_members(target))
+            else:
+                found = self._lookup_members(target)
+            self._members[target] = found
         return self._members[target]
 
     def _lookup_members(self, target: str) -> dict[str, tuple[str, ...]]:

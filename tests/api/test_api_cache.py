@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from fiwareglancesync.app.settings import Settings
 from fiwareglancesync.facades.mock import MockFacade
 from fiwareglancesync.mock import main as load
 
+V2_SCENARIO = Path(__file__).parents[1] / "scenarios" / "glance_v2_fields"
 LATER = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
 
 
@@ -35,16 +37,16 @@ def master_listings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-def client_for(tmp_path: Path, master_cache_seconds: float):
+def client_for(tmp_path: Path, master_cache_seconds: float, scenario: Path = EXAMPLES):
     store = tmp_path / "store"
-    assert load(["--path", str(store), str(EXAMPLES / "scenario")]) == 0
+    assert load(["--path", str(store), str(scenario / "scenario")]) == 0
     settings = Settings(
         database_uri=f"sqlite:///{tmp_path}/db.sqlite", master_cache_seconds=master_cache_seconds
     )
     app = create_app(
         {"GLANCESYNC_SETTINGS": settings, "TOKEN_VERIFIER": StaticVerifier(tokens(LATER))},
         environ={
-            "GLANCESYNC_CONFIG": str(EXAMPLES / "glancesync.conf"),
+            "GLANCESYNC_CONFIG": str(scenario / "glancesync.conf"),
             "GLANCESYNC_MOCKPERSISTENT_PATH": str(store),
         },
     )
@@ -67,6 +69,25 @@ def test_zero_lists_the_master_for_every_request(tmp_path, master_listings) -> N
     for _ in range(3):
         assert client.get("/regions/Burgos", headers=ADMIN).status_code == 200
     assert master_listings.count("Valladolid") == 3
+
+
+def test_member_projects_are_looked_up_once_per_master_listing(tmp_path, monkeypatch) -> None:
+    # The v2-fields scenario: shared master images, targets with a members option.
+    scenario = tmp_path / "v2"
+    shutil.copytree(V2_SCENARIO / "before", scenario / "scenario")
+    shutil.copy(V2_SCENARIO / "glancesync.conf", scenario / "glancesync.conf")
+    lookups: list[tuple[str, ...]] = []
+    real = MockFacade.project_ids_by_name
+
+    def counting(self, names):
+        lookups.append(tuple(sorted(names)))
+        return real(self, names)
+
+    monkeypatch.setattr(MockFacade, "project_ids_by_name", counting)
+    client = client_for(tmp_path, 60, scenario)
+    for _ in range(3):
+        assert client.get("/regions/Paris", headers=ADMIN).status_code == 200
+    assert lookups == [("proj-a", "proj-b")]
 
 
 def test_the_facades_live_as_long_as_the_worker(tmp_path, monkeypatch) -> None:
