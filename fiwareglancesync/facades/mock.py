@@ -472,7 +472,8 @@ class MockStore:
 
     @_one_thread_at_a_time
     def update_image(self, fullname: str, image: Image) -> bool | None:
-        """Set the name, visibility and properties of ``image.id``; False: no such image."""
+        """Give ``image.id`` the metadata of ``image`` (as Glance would: see
+        :func:`~fiwareglancesync.facades.journal.apply_update`); False: no such image."""
         if self.path is None:
             images = self._memory.get(fullname)
             if images is None:
