@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from bench_transfer import (  # noqa: E402
     MB,
+    clear_copies,
     make_file,
     run_on_cloud,
     run_sync,
@@ -44,7 +45,6 @@ from bench_transfer import (  # noqa: E402
 
 from tests.cloud.cloud import MASTER_REGION, TestCloud  # noqa: E402
 
-IMAGE = "bench-image"
 ONE = ("RegionA",)
 THREE = ("RegionA", "RegionB", "RegionD")
 CHUNK = 1024 * 1024  # what GlanceSync reads from the master at a time
@@ -68,14 +68,6 @@ transfer = {transfer}
 """
     )
     return path
-
-
-def clear_copies(cloud: TestCloud, regions: tuple[str, ...]) -> None:
-    for region in regions:
-        client = cloud.glance_client(region=region)
-        for image in list(client.images.list()):
-            if image["name"] == IMAGE:
-                client.images.delete(image["id"])
 
 
 def bytes_served_to_the_sync_host(cloud: TestCloud, image_id: str, skip: int) -> int:
