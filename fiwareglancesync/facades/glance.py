@@ -726,7 +726,12 @@ class GlanceFacade(Facade):
         while True:
             record = self._call(f"reading image {image.name}", self._get, client, image_id)
             status = record.get("status")
-            if status == "active":
+            # Active is not yet done: the import's last steps may still save the record
+            # (with the properties Glance copied), which would undo the metadata put back
+            # after. Done is when no task of the image is still running.
+            if status == "active" and (
+                time.monotonic() >= deadline or not self._running_tasks(client, image_id)
+            ):
                 return record
             # While it is importing, the image says all; its tasks matter once it is not.
             tasks = [] if status == "importing" else self._import_tasks(client, image_id)
@@ -742,6 +747,10 @@ class GlanceFacade(Facade):
                 )
             time.sleep(min(delay, left))
             delay = min(delay * IMPORT_POLL_GROWTH, IMPORT_POLL_MAX)
+
+    def _running_tasks(self, client: glance_client.Client, image_id: str) -> bool:
+        tasks = self._import_tasks(client, image_id)
+        return any(task.get("status") in ("pending", "processing") for task in tasks)
 
     def _import_tasks(self, client: glance_client.Client, image_id: str) -> list[dict[str, Any]]:
         """The image's import tasks (Images API 2.12); none where Glance does not say."""
