@@ -16,11 +16,21 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fiwareglancesync.booleans import parse_bool
 from fiwareglancesync.condition import Condition, ConditionError
+from fiwareglancesync.credentials import (
+    AUTH_TYPE_VARIABLE,
+    CLOUD_VARIABLE,
+    Credential,
+    CredentialProblem,
+    credential_from_cloud,
+    credential_from_options,
+    environment_options,
+    plugin_option_names,
+)
 from fiwareglancesync.errors import ConfigError
 from fiwareglancesync.osenv import CREDENTIAL_VARIABLES, REGION_VARIABLE, from_environment
 
@@ -114,11 +124,34 @@ OPTIONS: tuple[Option, ...] = (
         "/var/lib/glance/images",
     ),
     Option(
+        "cloud",
+        "target",
+        "str",
+        None,
+        "Name of an entry of clouds.yaml (secure.yaml merged), read as openstackclient "
+        "reads it: its authentication (any auth_type, application credentials first), "
+        "cacert/verify/insecure and interface. Cannot be combined with credential, user, "
+        "password or auth_type. [master] falls back to OS_CLOUD.",
+        "federation-master",
+    ),
+    Option(
+        "auth_type",
+        "target",
+        "str",
+        None,
+        "A keystoneauth plugin (v3applicationcredential, v3token, v3oidcclientcredentials, "
+        "v3password...); the plugin's own options (application_credential_id, "
+        "application_credential_secret, token...) are then read from the same section, "
+        "keystone_url standing for auth_url. Unset: the user and password options below.",
+        "v3applicationcredential",
+    ),
+    Option(
         "credential",
         "target",
         "str",
         None,
-        "user,base64(password),keystone_url,project_name in one value.",
+        "user,base64(password),keystone_url,project_name in one value (the historic "
+        "form; prefer cloud with an application credential).",
         "admin,c2VjcmV0,http://keystone.example.org:5000/v3,admin",
     ),
     Option("user", "target", "str", None, "Keystone user name (instead of credential)."),
@@ -149,6 +182,14 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("cacert", "target", "str", None, "CA bundle used to verify TLS connections."),
     Option("insecure", "target", "bool", False, "Do not verify TLS certificates."),
+    Option(
+        "interface",
+        "target",
+        "choice",
+        "public",
+        "Which endpoints of the Keystone catalog to use (a cloud's own interface wins).",
+        choices=("public", "internal", "admin"),
+    ),
     Option(
         "forcesyncs",
         "target",
@@ -323,18 +364,8 @@ def default_of(name: str) -> Any:
 _TARGET_OPTIONS = {o.name for o in OPTIONS if o.scope == "target"}
 _MAIN_OPTIONS = {o.name for o in OPTIONS if o.scope == MAIN}
 _CREDENTIAL_PIECES = ("user", "password", "keystone_url", "tenant")
-
-
-@dataclass(frozen=True)
-class Credential:
-    user: str
-    password: str = field(repr=False)
-    auth_url: str
-    project_name: str
-    user_domain_name: str = default_of("user_domain_name")
-    project_domain_name: str = default_of("project_domain_name")
-    cacert: str | None = default_of("cacert")
-    insecure: bool = default_of("insecure")
+# The options of the historic password credential that a cloud entry replaces.
+_HISTORIC_PIECES = ("credential", "user", "password")
 
 
 @dataclass(frozen=True)
@@ -599,6 +630,64 @@ def _credential_pieces(
 
 
 def _build_credential(reader: _Reader, environ: Mapping[str, str]) -> Credential | None:
+    """The target's credential, from whichever of the three forms its section uses."""
+    cloud, auth_type = reader.get("cloud"), reader.get("auth_type")
+    historic = [name for name in _HISTORIC_PIECES if (reader.raw(name) or "").strip()]
+    if cloud:
+        if historic or auth_type:
+            given = ", ".join(historic + (["auth_type"] if auth_type else []))
+            reader.problems.append(
+                f"{reader.name}: cloud cannot be combined with {given} "
+                "(the clouds.yaml entry holds the whole credential)"
+            )
+            return None
+        return _cloud_credential(reader, cloud, environ)
+    if reader.name == MASTER and not historic and not auth_type:
+        # As openstackclient: OS_CLOUD names the cloud, else OS_AUTH_TYPE the plugin.
+        if environ.get(CLOUD_VARIABLE, "").strip():
+            return _cloud_credential(reader, environ[CLOUD_VARIABLE].strip(), environ)
+        auth_type = environ.get(AUTH_TYPE_VARIABLE, "").strip() or None
+    if auth_type:
+        return _plugin_credential(reader, auth_type, environ)
+    return _password_credential(reader, environ)
+
+
+def _cloud_credential(reader: _Reader, cloud: str, environ: Mapping[str, str]) -> Credential | None:
+    try:
+        return credential_from_cloud(cloud, environ)
+    except CredentialProblem as problem:
+        reader.problems.append(f"{reader.name}: {problem}")
+        return None
+
+
+def _plugin_credential(
+    reader: _Reader, auth_type: str, environ: Mapping[str, str]
+) -> Credential | None:
+    if (reader.raw("credential") or "").strip():
+        reader.problems.append(
+            f"{reader.name}: credential (a user's password) cannot be combined with "
+            f"auth_type {auth_type}"
+        )
+        return None
+    values = {name: value.strip() for name, value in reader.section.items() if value.strip()}
+    cacert = values.get("cacert")
+    try:
+        if reader.name == MASTER:
+            values = {**environment_options(auth_type, environ), **values}
+            cacert = cacert or from_environment("cacert", environ)
+        return credential_from_options(
+            auth_type,
+            values,
+            cacert=cacert,
+            insecure=reader.get("insecure"),
+            interface=reader.get("interface"),
+        )
+    except CredentialProblem as problem:
+        reader.problems.append(f"{reader.name}: {problem}")
+        return None
+
+
+def _password_credential(reader: _Reader, environ: Mapping[str, str]) -> Credential | None:
     is_master = reader.name == MASTER
     pieces = _credential_pieces(reader, environ, is_master)
     missing = [piece for piece in _CREDENTIAL_PIECES if not pieces.get(piece)]
@@ -613,7 +702,7 @@ def _build_credential(reader: _Reader, environ: Mapping[str, str]) -> Credential
             f"(set credential, or user/password/keystone_url/tenant{hint})"
         )
         return None
-    return Credential(
+    return Credential.with_password(
         user=pieces["user"],
         password=pieces["password"],
         auth_url=pieces["keystone_url"],
@@ -622,6 +711,7 @@ def _build_credential(reader: _Reader, environ: Mapping[str, str]) -> Credential
         project_domain_name=pieces.get("project_domain_name", default_of("project_domain_name")),
         cacert=pieces.get("cacert", default_of("cacert")),
         insecure=reader.get("insecure"),
+        interface=reader.get("interface"),
     )
 
 
@@ -687,17 +777,27 @@ def _members(reader: _Reader) -> tuple[str, ...]:
 MAX_UNKNOWN_NOTES = 20  # one warning each for the first ones, then a count
 
 
+def _plugin_options(section: Mapping[str, str]) -> frozenset[str]:
+    """The options of the section's auth_type plugin: known options there."""
+    auth_type = (section.get("auth_type") or "").strip()
+    if not auth_type:
+        return frozenset()
+    try:
+        return plugin_option_names(auth_type)
+    except CredentialProblem:
+        return frozenset()  # reported as the section's own problem
+
+
 def _unknown_options(parser: configparser.ConfigParser) -> list[str]:
     unknown = []
     defaults = set(parser.defaults())
     for name in parser.sections():
-        known = _MAIN_OPTIONS if name == MAIN else _TARGET_OPTIONS
+        known = _MAIN_OPTIONS if name == MAIN else _TARGET_OPTIONS | _plugin_options(parser[name])
         for option in parser.options(name):
             if option not in known and option not in defaults:
                 unknown.append(f"{name}.{option}")
-    unknown += [
-        f"DEFAULT.{option}" for option in sorted(defaults - _MAIN_OPTIONS - _TARGET_OPTIONS)
-    ]
+    known_defaults = _MAIN_OPTIONS | _TARGET_OPTIONS | _plugin_options(parser.defaults())
+    unknown += [f"DEFAULT.{option}" for option in sorted(defaults - known_defaults)]
     notes = [f"unknown option {name} ignored" for name in unknown[:MAX_UNKNOWN_NOTES]]
     if len(unknown) > MAX_UNKNOWN_NOTES:
         notes.append(f"... and {len(unknown) - MAX_UNKNOWN_NOTES} more unknown options ignored")

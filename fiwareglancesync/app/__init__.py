@@ -19,6 +19,7 @@ from fiwareglancesync.app.api import register_blueprints
 from fiwareglancesync.app.auth import (
     CachingVerifier,
     KeystoneVerifier,
+    NoAuthVerifier,
     TokenVerifier,
     UnconfiguredVerifier,
 )
@@ -28,7 +29,13 @@ from fiwareglancesync.app.errors import register_error_handlers
 from fiwareglancesync.app.extensions import db, migrate
 from fiwareglancesync.app.models import Task
 from fiwareglancesync.app.runner import EngineFactory, SyncRunner
-from fiwareglancesync.app.settings import Settings, SettingsError, load_settings
+from fiwareglancesync.app.settings import (
+    NOAUTH_STRATEGY,
+    Settings,
+    SettingsError,
+    load_settings,
+    noauth_problems,
+)
 from fiwareglancesync.app.state import EXTENSION, ServiceState
 from fiwareglancesync.config import load_config
 from fiwareglancesync.engine import CloudCache, GlanceSync
@@ -38,6 +45,13 @@ from fiwareglancesync.facades import MOCK_PATH_VARIABLE
 __all__ = ["SettingsError", "create_app"]
 
 logger = logging.getLogger(__name__)
+
+NOAUTH_WARNING = (
+    "AUTH_STRATEGY = noauth: no token is checked and every caller is an admin; "
+    "for trying the service on the mock from this host only"
+)
+# Said in every response of a service that checks no token.
+NOAUTH_HEADER = "X-GlanceSync-Auth-Strategy"
 
 
 def _as_mapping(config: object | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -67,6 +81,13 @@ def default_engine_factory(
 def _verifier(
     settings: Settings, environ: Mapping[str, str], problems: list[str]
 ) -> TokenVerifier | None:
+    if settings.auth_strategy == NOAUTH_STRATEGY:
+        refused = noauth_problems(settings, settings.host, bool(environ.get(MOCK_PATH_VARIABLE)))
+        if refused:
+            problems.extend(refused)
+            return None
+        logger.warning(NOAUTH_WARNING)
+        return NoAuthVerifier(settings.role)
     missing = settings.keystone.missing()
     if missing and environ.get(MOCK_PATH_VARIABLE):
         # On the mock there may be no Keystone at all: serve what needs no token (GET /),
@@ -113,7 +134,7 @@ def _service_state(app: Flask, settings: Settings, environ: Mapping[str, str]) -
     if (
         settings.token_cache_seconds > 0
         and not app.config.get("TOKEN_VERIFIER")
-        and not isinstance(verifier, UnconfiguredVerifier)
+        and not isinstance(verifier, UnconfiguredVerifier | NoAuthVerifier)
     ):
         verifier = CachingVerifier(verifier, settings.token_cache_seconds)
     runner = SyncRunner(app, new_engine, settings.task_lease_seconds)
@@ -159,4 +180,12 @@ def create_app(
     app.shell_context_processor(lambda: {"db": db, "Task": Task})
     if not app.config.get("DATABASE_ONLY"):
         app.extensions[EXTENSION] = _service_state(app, settings, environ)
+        if isinstance(app.extensions[EXTENSION].verifier, NoAuthVerifier):
+            app.after_request(_say_noauth)
     return app
+
+
+def _say_noauth(response: Any) -> Any:
+    response.headers[NOAUTH_HEADER] = "noauth"
+    response.headers["Warning"] = f'299 glancesync "{NOAUTH_WARNING}"'
+    return response

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from fiwareglancesync.app.errors import ApiError
 from fiwareglancesync.app.settings import KeystoneSettings
+from fiwareglancesync.credentials import auth_plugin, identity_url
 
 logger = logging.getLogger(__name__)
 
@@ -57,15 +58,6 @@ class TokenVerifier(Protocol):
 # --------------------------------------------------------------------------- Keystone
 
 
-def identity_url(keystone_url: str) -> str:
-    """The v3 base URL, whether the setting ends with /v3, /v2.0 or nothing."""
-    base = keystone_url.rstrip("/")
-    for suffix in ("/v2.0", "/v3"):
-        if base.endswith(suffix):
-            base = base[: -len(suffix)]
-    return base + "/v3"
-
-
 def identity_from_access(access: Any) -> Identity:
     """What a validated token says (keystoneclient's AccessInfo) as an Identity."""
     expires = access.expires
@@ -90,27 +82,23 @@ class KeystoneVerifier:
 
     def __init__(self, settings: KeystoneSettings, timeout: float = 10.0):
         self.settings = settings
-        self.url = identity_url(settings.url or "")
+        # A password, an application credential or a clouds.yaml entry: one Credential.
+        self.credential = settings.credential()
+        self.url = identity_url(self.credential.auth_url)
         self.timeout = timeout
         self._client: Any = None
         self._lock = threading.Lock()
 
     def _new_session(self) -> Any:
         from keystoneauth1 import session
-        from keystoneauth1.identity import v3
 
-        keystone = self.settings
-        auth = v3.Password(
-            auth_url=self.url,
-            username=keystone.user,
-            password=keystone.password,
-            user_domain_name=keystone.user_domain_name,
-            project_id=keystone.project_id,
-            project_name=None if keystone.project_id else keystone.project_name,
-            project_domain_name=None if keystone.project_id else keystone.project_domain_name,
+        credential = self.credential
+        return session.Session(
+            auth=auth_plugin(credential),
+            verify=credential.verify,
+            cert=credential.client_cert,
+            timeout=self.timeout,
         )
-        verify: bool | str = keystone.cacert or not keystone.insecure
-        return session.Session(auth=auth, verify=verify, timeout=self.timeout)
 
     def client(self) -> Any:
         from keystoneclient.v3 import client
@@ -118,7 +106,9 @@ class KeystoneVerifier:
         with self._lock:
             if self._client is None:
                 self._client = client.Client(
-                    session=self._new_session(), endpoint_override=self.url, interface="public"
+                    session=self._new_session(),
+                    endpoint_override=self.url,
+                    interface=self.credential.interface,
                 )
             return self._client
 
@@ -132,8 +122,13 @@ class KeystoneVerifier:
         try:
             # The service's own token first: a 401 there is our credential, not theirs.
             keystone.session.get_token()
-        except exceptions.Unauthorized as error:
-            logger.error("Keystone rejected the service's own credential: %s", type(error).__name__)
+        except (exceptions.Unauthorized, exceptions.NotFound) as error:
+            # NotFound: Keystone's answer for a deleted application credential.
+            logger.error(
+                "Keystone rejected the service's own credential (%s): %s",
+                self.credential.describe(),
+                type(error).__name__,
+            )
             raise AuthUnavailable(
                 "Keystone is unavailable: the service cannot authenticate to it"
             ) from None
@@ -243,11 +238,36 @@ class UnconfiguredVerifier:
         )
 
 
+class NoAuthVerifier:
+    """``AUTH_STRATEGY = noauth``: nobody's token is checked, everybody is the admin.
+
+    Only for trying the service on the mock from this host: the application accepts it
+    only with the mock facade and a loopback address, warns at start, and says so in
+    every response's headers.
+    """
+
+    accepts_anyone = True
+
+    def __init__(self, role: str):
+        self.identity = Identity(
+            user_id="noauth",
+            user_name="noauth",
+            project_id=None,
+            roles=frozenset({role}),
+            expires_at=dt.datetime.max.replace(tzinfo=dt.UTC),
+        )
+
+    def verify(self, token: str) -> Identity:
+        return self.identity
+
+
 # --------------------------------------------------------------------------- requests
 
 
 def authenticate(verifier: TokenVerifier, role: str, token: str | None) -> Identity:
     """The caller's identity; an ApiError (401, 403, 503) when they may not go on."""
+    if getattr(verifier, "accepts_anyone", False):
+        return verifier.verify(token or "")
     if not token:
         raise ApiError(401, description=f"the {TOKEN_HEADER} header is missing")
     try:

@@ -154,6 +154,7 @@ def run_devserver(
 ) -> int:
     from fiwareglancesync.app.server import on_exit, on_start
 
+    _check_bind(settings, args.host or settings.host, environ)
     _file_logging(settings, environ)
     app = _service_app(settings, environ, started_at)
     on_start(app)
@@ -179,6 +180,7 @@ def run_gunicorn(
 ) -> int:
     from fiwareglancesync.app.multiproc import prepare_multiprocess_directory
 
+    _check_bind(settings, args.host or settings.host, environ)
     # Before the application (and prometheus_client) is imported: the workers' metrics.
     prepare_multiprocess_directory()
     from fiwareglancesync.app import create_app
@@ -212,7 +214,17 @@ def run_gunicorn(
 def _file_logging(settings: Settings, environ: Mapping[str, str]) -> str:
     from fiwareglancesync.app.logs import configure_logging
 
-    return configure_logging(environ, settings.loglevel, [settings.keystone.password or ""])
+    return configure_logging(environ, settings.loglevel, settings.keystone.secrets())
+
+
+def _check_bind(settings: Settings, host: str, environ: Mapping[str, str]) -> None:
+    """noauth only where nobody else can reach it: a --host option cannot widen it."""
+    from fiwareglancesync.app.settings import noauth_problems
+    from fiwareglancesync.facades import MOCK_PATH_VARIABLE
+
+    refused = noauth_problems(settings, host, bool(environ.get(MOCK_PATH_VARIABLE)))
+    if refused:
+        raise SettingsError(refused)
 
 
 def _report(error: GlanceSyncError) -> int:

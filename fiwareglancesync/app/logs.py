@@ -32,7 +32,9 @@ _SECRET_PATTERNS = (
     # Header values: X-Auth-Token: abc, X-Subject-Token=abc, 'x-auth-token': 'abc'
     re.compile(r"(?i)(x-(?:auth|subject|service)-token['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"),
     # JSON or Python literals with a password: "password": "secret"
-    re.compile(r"(?i)(['\"]?(?:password|adm_pass|os_password)['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"),
+    re.compile(
+        r"(?i)(['\"]?(?:password|adm_pass|os_password|[a-z_]*secret|token)['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"
+    ),
     # Fernet tokens, wherever they appear.
     re.compile(r"()\bgAAAAA[0-9A-Za-z_\-=]{20,}"),
     # A password in a URL: scheme://user:password@host

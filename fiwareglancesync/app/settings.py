@@ -10,6 +10,7 @@ here reads ``os.environ`` itself: the caller passes the environment in.
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -19,6 +20,16 @@ from typing import Any
 from fiwareglancesync import __version__
 from fiwareglancesync.booleans import parse_bool
 from fiwareglancesync.config import default_of
+from fiwareglancesync.credentials import (
+    CLOUD_VARIABLE,
+    PASSWORD_PLUGIN,
+    Credential,
+    CredentialProblem,
+    credential_from_cloud,
+    credential_from_options,
+    identity_url,
+    is_secret_option,
+)
 from fiwareglancesync.errors import ConfigError, os_reason
 from fiwareglancesync.osenv import INSECURE_VARIABLE, from_environment
 
@@ -43,6 +54,11 @@ KEYSTONE_OPTIONS: dict[str, tuple[str, str]] = {
 }
 
 
+KEYSTONE_STRATEGY = "keystone"
+NOAUTH_STRATEGY = "noauth"
+AUTH_STRATEGIES = (KEYSTONE_STRATEGY, NOAUTH_STRATEGY)
+
+
 class SettingsError(ConfigError):
     """The service cannot start: every problem found, one line each."""
 
@@ -62,8 +78,45 @@ class KeystoneSettings:
     cacert: str | None = default_of("cacert")
     insecure: bool = default_of("insecure")
 
+    # CLOUD = NAME, or AUTH_TYPE = PLUGIN with its options: the whole credential, made
+    # when the settings are read (None: the ADM_* password settings above).
+    credential_of_choice: Credential | None = field(default=None, repr=False)
+
+    def credential(self) -> Credential:
+        """The service's own credential, whichever way the settings give it."""
+        if self.credential_of_choice is not None:
+            return self.credential_of_choice
+        project = (
+            {"project_id": self.project_id}
+            if self.project_id
+            else {
+                "project_name": self.project_name or "",
+                "project_domain_name": self.project_domain_name,
+            }
+        )
+        options = {
+            "auth_url": identity_url(self.url or ""),
+            "username": self.user or "",
+            "password": self.password or "",
+            "user_domain_name": self.user_domain_name,
+            **project,
+        }
+        return Credential(
+            PASSWORD_PLUGIN, tuple(options.items()), cacert=self.cacert, insecure=self.insecure
+        )
+
+    def secrets(self) -> list[str]:
+        """Every secret of the credential, for the log filter to mask."""
+        credential = self.credential_of_choice
+        found = [self.password or ""]
+        if credential is not None:
+            found += [value for name, value in credential.options if is_secret_option(name)]
+        return [secret for secret in found if secret]
+
     def missing(self) -> list[str]:
         """The options that must be set before tokens can be validated."""
+        if self.credential_of_choice is not None:
+            return []
         names = [("KEYSTONE_URL", self.url), ("ADM_USER", self.user), ("ADM_PASS", self.password)]
         missing = [name for name, value in names if not value]
         if not (self.project_id or self.project_name):
@@ -98,6 +151,8 @@ class Settings:
     )
     extra_config: str | None = None
     source: str | None = None
+    # keystone: callers' tokens are validated; noauth: nothing is (mock and loopback only).
+    auth_strategy: str = KEYSTONE_STRATEGY
 
 
 # [section] OPTION -> (Settings field, parser)
@@ -113,6 +168,7 @@ _SERVICE_OPTIONS: dict[tuple[str, str], tuple[str, Callable[[str], Any]]] = {
     ("glancesync", "TOKEN_CACHE_SECONDS"): ("token_cache_seconds", float),
     ("glancesync", "MASTER_CACHE_SECONDS"): ("master_cache_seconds", float),
     ("glancesync", "TASK_LEASE_SECONDS"): ("task_lease_seconds", float),
+    ("glancesync", "AUTH_STRATEGY"): ("auth_strategy", str),
     ("gunicorn", "WORKERS"): ("workers", int),
     ("gunicorn", "THREADS"): ("threads", int),
     ("gunicorn", "LOGLEVEL"): ("loglevel", str),
@@ -162,7 +218,43 @@ def _keystone(
     insecure = _insecure(parser, environ, problems)
     if insecure is not None:
         values["insecure"] = insecure
-    return KeystoneSettings(**values)
+    try:
+        chosen = _credential_of_choice(parser, environ, values)
+    except CredentialProblem as problem:
+        problems.append(f"[openstack] {problem}")
+        chosen = None
+    return KeystoneSettings(**values, credential_of_choice=chosen)
+
+
+def _credential_of_choice(
+    parser: configparser.ConfigParser, environ: Mapping[str, str], values: Mapping[str, Any]
+) -> Credential | None:
+    """CLOUD = NAME (else OS_CLOUD, when the file sets no credential), or AUTH_TYPE =
+    PLUGIN with the plugin's options in [openstack]; None for the ADM_* settings."""
+    cloud = _get(parser, "openstack", "CLOUD")
+    auth_type = _get(parser, "openstack", "AUTH_TYPE")
+    historic = [o for o in ("ADM_USER", "ADM_PASS") if _get(parser, "openstack", o)]
+    if cloud and (historic or auth_type):
+        given = ", ".join(historic + (["AUTH_TYPE"] if auth_type else []))
+        raise CredentialProblem(
+            f"CLOUD cannot be combined with {given} (the clouds.yaml entry holds the "
+            "whole credential)"
+        )
+    if not cloud and not auth_type and not historic and environ.get(CLOUD_VARIABLE):
+        cloud = environ[CLOUD_VARIABLE].strip()
+    if cloud:
+        return credential_from_cloud(cloud, environ)
+    if not auth_type:
+        return None
+    options = dict(parser.items("openstack")) if parser.has_section("openstack") else {}
+    if values.get("url"):
+        options["auth_url"] = identity_url(values["url"])
+    return credential_from_options(
+        auth_type,
+        {name.lower(): value.strip() for name, value in options.items()},
+        cacert=values.get("cacert"),
+        insecure=bool(values.get("insecure", False)),
+    )
 
 
 def _insecure(
@@ -201,10 +293,13 @@ def _service_values(parser: configparser.ConfigParser, problems: list[str]) -> d
         if name in _NOT_NEGATIVE and value < 0:
             problems.append(f"[{section}] {option} must be zero or more, not {text}")
             continue
+        if name == "auth_strategy" and value.lower() not in AUTH_STRATEGIES:
+            problems.append(f"[{section}] {option} must be one of {', '.join(AUTH_STRATEGIES)}")
+            continue
         if name == "loglevel" and value.lower() not in _LOGLEVELS:
             problems.append(f"[{section}] {option} must be one of {', '.join(sorted(_LOGLEVELS))}")
             continue
-        values[name] = value.lower() if name == "loglevel" else value
+        values[name] = value.lower() if name in ("loglevel", "auth_strategy") else value
     return values
 
 
@@ -240,3 +335,32 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     if problems:
         raise SettingsError(problems)
     return Settings(keystone=keystone, database_uri=uri, extra_config=extra, source=path, **values)
+
+
+def is_loopback(host: str) -> bool:
+    """Is ``host`` an address only this machine can reach (127.0.0.0/8, ::1, localhost)?"""
+    name = host.strip().strip("[]")
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def noauth_problems(settings: Settings, host: str, on_mock: bool) -> list[str]:
+    """Why ``AUTH_STRATEGY = noauth`` cannot be used here (nothing when it can)."""
+    if settings.auth_strategy != NOAUTH_STRATEGY:
+        return []
+    problems = []
+    if not on_mock:
+        problems.append(
+            "[glancesync] AUTH_STRATEGY = noauth works only on the mock "
+            "(set GLANCESYNC_MOCKPERSISTENT_PATH); a real cloud needs keystone"
+        )
+    if not is_loopback(host):
+        problems.append(
+            f"[glancesync] AUTH_STRATEGY = noauth works only on a loopback address "
+            f"(127.0.0.1, ::1, localhost), not {host}"
+        )
+    return problems

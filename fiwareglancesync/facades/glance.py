@@ -32,10 +32,10 @@ from glanceclient import exc as glance_exc
 from glanceclient.v2 import client as glance_client
 from keystoneauth1 import adapter as ks_adapter
 from keystoneauth1 import session as ks_session
-from keystoneauth1.identity import v3
 from keystoneclient.v3 import client as keystone_client
 
 from fiwareglancesync.config import TargetConfig
+from fiwareglancesync.credentials import auth_plugin
 from fiwareglancesync.errors import FacadeError
 from fiwareglancesync.facades.base import (
     CHUNK_SIZE,
@@ -201,21 +201,13 @@ class GlanceFacade(Facade):
     def __init__(self, target: TargetConfig):
         self.target = target
         credential = target.credential
-        self._auth = v3.Password(
-            auth_url=credential.auth_url,
-            username=credential.user,
-            password=credential.password,
-            user_domain_name=credential.user_domain_name,
-            project_name=credential.project_name,
-            project_domain_name=credential.project_domain_name,
-        )
-        verify: bool | str = credential.cacert or not credential.insecure
-        self._session = _TimedSession(
-            (CONNECT_TIMEOUT, HTTP_TIMEOUT), auth=self._auth, verify=verify
-        )
+        # Any keystoneauth plugin: a password, an application credential, a token, OIDC.
+        self._auth = auth_plugin(credential)
+        tls = {"verify": credential.verify, "cert": credential.client_cert}
+        self._session = _TimedSession((CONNECT_TIMEOUT, HTTP_TIMEOUT), auth=self._auth, **tls)
         listing = float(target.list_images_timeout)
         self._listing_session = _TimedSession(
-            (min(CONNECT_TIMEOUT, listing), listing), auth=self._auth, verify=verify
+            (min(CONNECT_TIMEOUT, listing), listing), auth=self._auth, **tls
         )
         self._clients: dict[tuple[str, bool], glance_client.Client] = {}
         self._endpoints: dict[str, str] | None = None
@@ -231,20 +223,14 @@ class GlanceFacade(Facade):
             # Asking for a token twice is harmless, so a refused connection is retried.
             return _retrying()(self._auth.get_access, self._session)
         except CLIENT_ERRORS as error:
-            raise FacadeError(
-                describe_auth(
-                    error,
-                    credential.user,
-                    credential.auth_url,
-                    credential.project_name,
-                ),
-                service="Keystone",
-            ) from error
+            raise FacadeError(describe_auth(error, credential), service="Keystone") from error
 
     def _image_endpoints(self) -> dict[str, str]:
         if self._endpoints is None:
             catalog = self._access().service_catalog
-            found = catalog.get_endpoints_data(service_type="image", interface="public")
+            found = catalog.get_endpoints_data(
+                service_type="image", interface=self.target.credential.interface
+            )
             self._endpoints = {
                 endpoint.region_name: endpoint.url
                 for endpoints in found.values()
@@ -285,7 +271,9 @@ class GlanceFacade(Facade):
 
     def _keystone(self) -> keystone_client.Client:
         # The catalog's identity endpoint, through the session that holds the token.
-        return keystone_client.Client(session=self._session, interface="public")
+        return keystone_client.Client(
+            session=self._session, interface=self.target.credential.interface
+        )
 
     def _projects(self) -> list[Any]:
         """Every project the token may see (listing them takes an admin, or a reader of
@@ -326,13 +314,14 @@ class GlanceFacade(Facade):
                 known = ", ".join(sorted(endpoints)) or "none"
                 raise FacadeError(
                     f"unknown region {region}: Keystone {self.target.credential.auth_url} "
-                    f"has no public image endpoint there (regions with one: {known})"
+                    f"has no {self.target.credential.interface} image endpoint there "
+                    f"(regions with one: {known})"
                 )
             self._clients[key] = glance_client.Client(
                 session=self._listing_session if listing else self._session,
                 endpoint_override=endpoints[region],
                 region_name=region,
-                interface="public",
+                interface=self.target.credential.interface,
                 service_type="image",
             )
         return self._clients[key]

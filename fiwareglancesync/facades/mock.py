@@ -805,7 +805,8 @@ class MockFacade(Facade):
     def project_id(self) -> str:
         """tenant_id, else the id the backup recorded, else ``<project name>id``."""
         recorded = self.store.project_ids().get(self.target.name)
-        return self.target.tenant_id or recorded or f"{self.target.credential.project_name}id"
+        project = self.target.credential.project_name or self.target.name
+        return self.target.tenant_id or recorded or f"{project}id"
 
     def _unknown(self, region: RegionRef) -> FacadeError:
         return FacadeError(f"unknown region {region.name} (no {backup_file_name(region.fullname)})")

@@ -18,6 +18,8 @@ import requests
 from glanceclient import exc as glance_exc
 from keystoneauth1 import exceptions as ks_exc
 
+from fiwareglancesync.credentials import PASSWORD_PLUGINS, Credential
+
 # HTTP statuses that say "try again later" rather than "you asked for something wrong".
 TRANSIENT_STATUSES = frozenset({502, 503, 504})
 
@@ -170,14 +172,26 @@ def describe(error: BaseException, what: str) -> str:
     return f"{what}: {_details(error)}"
 
 
-def describe_auth(error: BaseException, user: str, auth_url: str, project: str) -> str:
-    """One line for a failure to get a token from Keystone."""
+def describe_auth(error: BaseException, credential: Credential) -> str:
+    """One line for a failure to get a token from Keystone, naming whose credential."""
+    auth_url = credential.auth_url
     status = status_of(error)
-    if isinstance(error, ks_exc.Unauthorized) or status == 401:
-        return (
-            f"Keystone {auth_url} refused the credentials of user {user} on project "
-            f"{project} (HTTP 401): wrong user name, password, project or domain"
+    if credential.is_application_credential and status in (401, 404):
+        # Keystone 30 answers 404 once the credential is deleted, 401 once it has expired
+        # or for a wrong secret: either way the credential no longer opens the door.
+        why = (
+            "it no longer exists (deleted or revoked)"
+            if status == 404
+            else "expired, revoked, or a wrong secret"
         )
+        return f"Keystone {auth_url}: HTTP 401: {credential.describe()} refused: {why}"
+    if isinstance(error, ks_exc.Unauthorized) or status == 401:
+        if credential.auth_type in PASSWORD_PLUGINS:
+            return (
+                f"Keystone {auth_url} refused the credentials of {credential.describe()} "
+                "(HTTP 401): wrong user name, password, project or domain"
+            )
+        return f"Keystone {auth_url} refused {credential.describe()} (HTTP 401): {_details(error)}"
     if isinstance(error, ks_exc.SSLError):
         return f"Keystone {auth_url}: TLS verification failed; check cacert/insecure"
     if isinstance(error, CONNECTION_ERRORS):

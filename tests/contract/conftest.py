@@ -52,7 +52,9 @@ class World:
 
 
 def _target(name: str, user: str, password: str, auth_url: str, project: str) -> TargetConfig:
-    credential = Credential(user=user, password=password, auth_url=auth_url, project_name=project)
+    credential = Credential.with_password(
+        user=user, password=password, auth_url=auth_url, project_name=project
+    )
     return TargetConfig(name=name, credential=credential, list_images_timeout=30)
 
 

@@ -35,7 +35,9 @@ def test_an_upload_removes_only_our_unfinished_images_of_that_name(cloud, tmp_pa
     admin.images.upload(ours_active["id"], io.BytesIO(b"an older copy"))
 
     a = cloud.keystones["A"]
-    credential = Credential(a.admin_user, a.admin_password, a.auth_url, a.admin_project)
+    credential = Credential.with_password(
+        a.admin_user, a.admin_password, a.auth_url, a.admin_project
+    )
     facade = GlanceFacade(TargetConfig(name="master", credential=credential))
     data = payload(name)
     path = tmp_path / "image.raw"

@@ -111,7 +111,7 @@ def targets(draw):
     checksums = st.sets(st.sampled_from([*map(digest, CONTENTS), "any"]), max_size=2)
     return TargetConfig(
         name="master",
-        credential=Credential("admin", "pw", "http://127.0.0.1:5000/v3", "tenant1"),
+        credential=Credential.with_password("admin", "pw", "http://127.0.0.1:5000/v3", "tenant1"),
         tenant_id=OURS,
         forcesyncs=frozenset(draw(st.sets(st.sampled_from(["m0", "m1", "m2"]), max_size=2))),
         metadata_set=frozenset(

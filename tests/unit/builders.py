@@ -26,7 +26,7 @@ def image(name: str, image_id: str | None = None, **fields: Any) -> Image:
 
 
 def target(name: str = "master", **fields: Any) -> TargetConfig:
-    credential = Credential("admin", "secret", "http://127.0.0.1:5000/v3", "tenant1")
+    credential = Credential.with_password("admin", "secret", "http://127.0.0.1:5000/v3", "tenant1")
     for key in (
         "forcesyncs",
         "metadata_set",

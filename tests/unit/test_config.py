@@ -98,7 +98,7 @@ def test_the_typed_objects_default_to_the_option_table():
     # Built in code with nothing but what is required, or loaded from a file that sets
     # nothing else: the same objects, because both take their defaults from OPTIONS.
     text = f"[main]\nmaster_region = R\n[master]\ncredential = a,{SECRET},http://k/v3,p\n"
-    credential = Credential("a", "s3cret", "http://k/v3", "p")
+    credential = Credential.with_password("a", "s3cret", "http://k/v3", "p")
     built = Config("R", {"master": TargetConfig("master", credential)}, source="test.conf")
     assert load(text) == built
     assert built.lock_timeout == 60.0 and isinstance(built.lock_timeout, float)

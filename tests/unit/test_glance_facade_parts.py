@@ -10,6 +10,7 @@ import pytest
 from glanceclient import exc as glance_exc
 from keystoneauth1 import exceptions as ks_exc
 
+from fiwareglancesync.credentials import Credential
 from fiwareglancesync.errors import FacadeError
 from fiwareglancesync.facades.base import ChecksumMismatch, ImageData
 from fiwareglancesync.facades.glance import _call_with_deadline
@@ -268,15 +269,36 @@ def test_error_lines_say_what_to_fix():
     assert "HTTP 404" in describe(glance_exc.HTTPNotFound("no such image"), "x")
     refused = ks_exc.ConnectFailure("Unable to establish connection to http://127.0.0.1:9")
     assert describe(refused, "listing the images").startswith("listing the images: cannot connect")
-    assert "refused the credentials of user bob" in describe_auth(
-        ks_exc.Unauthorized("The request you have made requires authentication."),
-        "bob",
-        "http://127.0.0.1:5000/v3",
-        "demo",
+    bob = Credential.with_password("bob", "pw", "http://127.0.0.1:5000/v3", "demo")
+    assert describe_auth(
+        ks_exc.Unauthorized("The request you have made requires authentication."), bob
+    ) == (
+        "Keystone http://127.0.0.1:5000/v3 refused the credentials of user bob on project "
+        "demo (HTTP 401): wrong user name, password, project or domain"
     )
-    assert describe_auth(refused, "bob", "http://k/v3", "demo").startswith(
-        "cannot reach Keystone at http://k/v3"
+    assert describe_auth(refused, bob).startswith("cannot reach Keystone at http://127.0.0.1:5000")
+
+
+def test_a_refused_application_credential_is_named_in_one_line():
+    credential = Credential(
+        "v3applicationcredential",
+        (
+            ("auth_url", "http://k/v3"),
+            ("application_credential_id", "ac1"),
+            ("application_credential_secret", "s3cret"),
+        ),
     )
+    expired = ks_exc.Unauthorized("The request you have made requires authentication.")
+    deleted = ks_exc.NotFound("Could not find Application Credential: ac1.")
+    assert describe_auth(expired, credential) == (
+        "Keystone http://k/v3: HTTP 401: application credential ac1 refused: "
+        "expired, revoked, or a wrong secret"
+    )
+    assert describe_auth(deleted, credential) == (
+        "Keystone http://k/v3: HTTP 401: application credential ac1 refused: "
+        "it no longer exists (deleted or revoked)"
+    )
+    assert "s3cret" not in repr(credential)
 
 
 def test_only_transient_failures_are_retried():

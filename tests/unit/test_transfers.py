@@ -64,7 +64,7 @@ def sender(facade: Facade, transfer: str = "auto", keystone: str | None = None, 
     master_target = target()
     region_target = target(transfer=transfer, import_timeout=42.0)
     if keystone:
-        credential = Credential("admin", "secret", keystone, "tenant1")
+        credential = Credential.with_password("admin", "secret", keystone, "tenant1")
         region_target = replace(region_target, name="other", credential=credential)
 
     def open_data(master):
@@ -104,7 +104,9 @@ def test_a_region_of_another_keystone_never_imports():
 
 def test_the_same_keystone_whatever_the_spelling_of_its_url():
     one = target()
-    other = replace(one, credential=Credential("u", "p", " HTTP://127.0.0.1:5000/v3/ ", "tenant1"))
+    other = replace(
+        one, credential=Credential.with_password("u", "p", " HTTP://127.0.0.1:5000/v3/ ", "tenant1")
+    )
     assert same_keystone(one, other)
 
 
