@@ -19,6 +19,7 @@ kept out of ``repr`` so that no secret reaches a log line through a dataclass.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -247,7 +248,12 @@ def cloud_search_path(environ: Mapping[str, str]) -> tuple[list[str], list[str]]
     """
     from openstack.config import loader
 
-    clouds, secure = list(loader.CONFIG_FILES), list(loader.SECURE_FILES)
+    # openstacksdk takes the current directory when it is imported; a long-running
+    # process (or a test) may have moved since, and "here" means here now.
+    places = [os.getcwd(), *loader.CONFIG_SEARCH_PATH[1:]]
+    suffixes = (*loader.YAML_SUFFIXES, *loader.JSON_SUFFIXES)
+    clouds = [os.path.join(place, f"clouds{suffix}") for place in places for suffix in suffixes]
+    secure = [os.path.join(place, f"secure{suffix}") for place in places for suffix in suffixes]
     if environ.get(CLOUD_FILE_VARIABLE):
         clouds.insert(0, environ[CLOUD_FILE_VARIABLE])
     if environ.get(SECURE_FILE_VARIABLE):
@@ -290,7 +296,11 @@ def credential_from_cloud(name: str, environ: Mapping[str, str]) -> Credential:
     except problems as error:
         raise CredentialProblem(f"clouds.yaml: {' '.join(str(error).split())}") from None
     try:
-        found = config.get_one(cloud=name)
+        with warnings.catch_warnings():
+            # openstacksdk's notes to its own developers (metrics backends it will drop)
+            # are no concern of an operator's.
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            found = config.get_one(cloud=name)
     except problems as error:
         if "was not found" in str(error):
             read = config.config_filename

@@ -247,6 +247,7 @@ def _credential_of_choice(
     if not auth_type:
         return None
     options = dict(parser.items("openstack")) if parser.has_section("openstack") else {}
+    options.pop("keystone_url", None)  # KEYSTONE_URL (or OS_AUTH_URL) as a v3 URL, below
     if values.get("url"):
         options["auth_url"] = identity_url(values["url"])
     return credential_from_options(
