@@ -115,12 +115,12 @@ class KeystoneVerifier:
     def session(self) -> Any:
         return self.client().session
 
-    def verify(self, token: str) -> Identity:
+    def _own_token(self, keystone: Any) -> None:
+        """The service's own token (cached, or asked for): a refusal there is our
+        credential's fault, not the caller's, and is a 503."""
         from keystoneauth1 import exceptions
 
-        keystone = self.client()
         try:
-            # The service's own token first: a 401 there is our credential, not theirs.
             keystone.session.get_token()
         except (exceptions.Unauthorized, exceptions.NotFound) as error:
             # NotFound: Keystone's answer for a deleted application credential.
@@ -135,18 +135,56 @@ class KeystoneVerifier:
         except exceptions.ClientException as error:
             logger.error("Keystone %s is unreachable: %s", self.url, type(error).__name__)
             raise AuthUnavailable("Keystone is unreachable") from None
+
+    def verify(self, token: str) -> Identity:
+        from keystoneauth1 import exceptions
+
+        keystone = self.client()
+        self._own_token(keystone)
         try:
-            access = keystone.tokens.validate(token, include_catalog=False)
+            access = self._validate(keystone, token)
+        except (exceptions.Unauthorized, exceptions.NotFound):
+            # Our own token may be the one refused: revoked, or from an application
+            # credential since deleted (Keystone then says 404 "Could not find
+            # Application Credential", as it does for a caller's token of one). A new
+            # token of ours tells which; then the caller's is checked once more.
+            keystone.session.invalidate()
+            self._own_token(keystone)
+            access = self._validate(keystone, token, again=True)
+        return self._identity(access)
+
+    def _validate(self, keystone: Any, token: str, again: bool = False) -> Any:
+        from keystoneauth1 import exceptions
+
+        try:
+            return keystone.tokens.validate(token, include_catalog=False)
         except NotImplementedError:  # keystoneclient's word for a body that is no token
             logger.error("Keystone sent a token document that cannot be read")
             raise AuthUnavailable("Keystone sent an unreadable token document") from None
-        except (exceptions.NotFound, exceptions.Unauthorized) as error:
+        except (exceptions.Unauthorized, exceptions.NotFound) as error:
+            if not again and self._maybe_ours(error):
+                raise
             raise InvalidToken(
                 f"Keystone does not accept the token ({type(error).__name__})"
             ) from None
         except exceptions.ClientException as error:
             logger.error("Keystone could not validate a token: %s", type(error).__name__)
             raise AuthUnavailable("Keystone is unavailable") from None
+
+    def _maybe_ours(self, error: Exception) -> bool:
+        """Could this refusal be of the service's own token rather than the caller's?
+        A 401 always could; a 404 only when we use an application credential and it is
+        one that Keystone cannot find (a bad caller's token is a plain 404)."""
+        from keystoneauth1 import exceptions
+
+        if isinstance(error, exceptions.Unauthorized):
+            return True
+        return self.credential.is_application_credential and "application credential" in (
+            str(error).lower()
+        )
+
+    @staticmethod
+    def _identity(access: Any) -> Identity:
         try:
             return identity_from_access(access)
         except (AttributeError, TypeError, ValueError, KeyError) as error:

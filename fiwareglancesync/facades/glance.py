@@ -103,6 +103,7 @@ DISCARD_SECONDS = 30.0  # how long to keep trying to delete a half-made image
 IMPORT_POLL_FIRST = 0.2
 IMPORT_POLL_GROWTH = 1.5
 IMPORT_POLL_MAX = 1.0
+ACCESS_RULES_HINT = " (or outside the access rules of the application credential)"
 # States of an image whose upload never finished (the client or the server died).
 UNFINISHED_STATUSES = frozenset({"queued", "saving", "importing", "uploading", "killed", "deleted"})
 
@@ -187,10 +188,11 @@ def _keeps_the_promise(method: Callable[..., T]) -> Callable[..., T]:
         try:
             return method(self, *args, **kwargs)
         except FacadeError as error:
-            raise tagged(error, "Glance", args) from error.__cause__
+            hinted = self._hinted(error, error.__cause__)
+            raise tagged(hinted, "Glance", args) from error.__cause__
         except CLIENT_ERRORS as error:
             failure = FacadeError(describe(error, method.__name__.replace("_", " ")))
-            raise tagged(failure, "Glance", args) from error
+            raise tagged(self._hinted(failure, error), "Glance", args) from error
 
     return wrapper
 
@@ -213,6 +215,19 @@ class GlanceFacade(Facade):
         self._endpoints: dict[str, str] | None = None
         self._project_id: str | None = None
         self._import_methods: dict[str, frozenset[str]] = {}
+
+    def _hinted(self, error: FacadeError, cause: BaseException | None) -> FacadeError:
+        """A Glance 401 to a token that Keystone just gave: with an application
+        credential, its access rules are the likely reason, and the message says so."""
+        if (
+            self.target.credential.is_application_credential
+            and cause is not None
+            and status_of(cause) == 401
+            and error.service != "Keystone"
+            and ACCESS_RULES_HINT not in str(error)
+        ):
+            error.args = (f"{error}{ACCESS_RULES_HINT}",)
+        return error
 
     # ------------------------------------------------------------------- Keystone
 

@@ -20,6 +20,7 @@ import atexit
 import base64
 import contextlib
 import ctypes
+import datetime
 import hashlib
 import os
 import queue
@@ -83,6 +84,17 @@ class User:
     project: str
     role: str
     domain: str = DOMAIN
+
+
+@dataclass(frozen=True)
+class AppCredential:
+    """An application credential made in one of the test Keystones."""
+
+    id: str
+    secret: str = field(repr=False)
+    name: str = ""
+    user_id: str = ""
+    keystone: str = "A"
 
 
 @dataclass
@@ -964,6 +976,9 @@ class TestCloud:
                 "project_domain_name": DOMAIN,
                 # Only public endpoints are registered; the middleware's default is internal.
                 "interface": "public",
+                # As deployed clouds set it: without it, the middleware refuses every
+                # token of an application credential restricted by access rules.
+                "service_type": "image",
             },
             "paste_deploy": {
                 "flavor": "keystone",
@@ -1113,6 +1128,40 @@ class TestCloud:
         keystone = keystone or self.glances[region].keystone
         session = self.keystone_session(keystone, user, password, project, timeout)
         return glance_client.Client("2", session=session, endpoint=self.glances[region].url)
+
+    def application_credential(
+        self,
+        name: str,
+        keystone: str = "A",
+        user: str | None = None,
+        roles: Iterable[str] | None = None,
+        access_rules: list[dict[str, str]] | None = None,
+        expires_at: datetime.datetime | None = None,
+    ) -> AppCredential:
+        """Create an application credential of ``user`` (the admin by default) on its own
+        project, as that user (Keystone lets only the owner create them)."""
+        from keystoneclient.v3 import client as keystone_client
+
+        ks = self.keystones[keystone]
+        session = self.keystone_session(keystone, user=user)
+        client = keystone_client.Client(session=session, endpoint_override=ks.auth_url)
+        created = client.application_credentials.create(
+            name,
+            user=session.get_user_id(),
+            roles=[{"name": role} for role in roles] if roles is not None else None,
+            access_rules=access_rules,
+            expires_at=expires_at,
+        )
+        return AppCredential(created.id, created.secret, name, session.get_user_id(), keystone)
+
+    def delete_application_credential(self, credential: AppCredential) -> None:
+        """Revoke it: Keystone deletes it (and the tokens it gave)."""
+        from keystoneclient.v3 import client as keystone_client
+
+        ks = self.keystones[credential.keystone]
+        session = self.keystone_session(credential.keystone)
+        client = keystone_client.Client(session=session, endpoint_override=ks.auth_url)
+        client.application_credentials.delete(credential.id, user=credential.user_id)
 
     def purge_images(self, regions: Iterable[str] | None = None) -> int:
         """Delete every image (every project's, hidden ones too) as admin; return the count."""
