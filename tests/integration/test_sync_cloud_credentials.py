@@ -197,3 +197,21 @@ def test_a_dead_credential_fails_its_target_only(sync, cloud, credentials, how):
     assert "Traceback" not in run.out + run.err
     assert dead.secret not in run.out + run.err
     assert credentials["A"].secret not in run.out + run.err
+
+
+SYNC_IMAGES = [
+    {"service": "image", "method": method, "path": "/v2/**"}
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+]
+
+
+def test_a_credential_confined_to_the_image_service_syncs(sync, cloud):
+    """The documented sync credential: access rules for Glance's API, nothing else."""
+    master = sync.add_image("Master", "ac-rules", payload("ac-rules"))
+    confined = cloud.application_credential("gs-sync-rules", access_rules=SYNC_IMAGES)
+    variables = clouds_yaml(sync.workdir, {"confined": app_auth(sync, confined)})
+    sync.write_config(master={**NO_PASSWORD, "cloud": "confined"})
+    run = sync.run(*MASTER_REGIONS, environ=sync.environ(**variables))
+    assert run.status == 0, run.out + run.err
+    for region in MASTER_REGIONS:
+        assert sync.one(region, "ac-rules")["checksum"] == master["checksum"]
