@@ -93,7 +93,10 @@ def test_both_targets_sync_through_clouds_yaml_and_secure_yaml(sync, credentials
     )
     use_clouds(sync)
     master = sync.add_image("Master", "ac-base", payload("ac-base"))
-    run = sync.run(*EVERY_TARGET, environ=sync.environ(**variables))
+    metrics = sync.workdir / "glancesync.prom"
+    run = sync.run(
+        "--debug", "--metrics-file", str(metrics), *EVERY_TARGET, environ=sync.environ(**variables)
+    )
     assert run.status == 0, run.out + run.err
     for region in (*MASTER_REGIONS, "RegionC"):
         copy = sync.one(region, "ac-base")
@@ -103,9 +106,15 @@ def test_both_targets_sync_through_clouds_yaml_and_secure_yaml(sync, credentials
     assert sync.one("RegionC", "ac-base")["owner"] == sync.keystone_b.admin_project_id
     status = sync.status_rows(*EVERY_TARGET, environ=sync.environ(**variables))
     assert any("ac-base" in row and "ok" in row for row in status)
-    everything = run.out + run.err + "".join(p.read_text() for p in sync.workdir.glob("backup*"))
+    backup = sync.run("--make-backup", *EVERY_TARGET, environ=sync.environ(**variables))
+    assert backup.status == 0, backup.out + backup.err
+    written = [*sync.workdir.glob("backup_glance_*/*"), metrics]
+    assert len(written) > 3
+    everything = run.out + run.err + "".join(path.read_text() for path in written)
+    assert "keystoneauth" in run.out + run.err  # --debug did show the libraries' requests
     for secret in (credentials["A"].secret, credentials["B"].secret):
         assert secret not in everything
+    assert "gAAAAA" not in everything  # no Fernet token either
 
 
 def test_os_cloud_names_the_master_cloud(sync, credentials):
