@@ -145,7 +145,11 @@ def _run(
     config = load_config(environ, args.config)
     for warning in config.warnings:
         logger.warning("%s", warning)
-    engine = GlanceSync(config, (factory or default_facade_factory)(environ))
+    if factory is None:
+        facades = default_facade_factory(environ, read_only=args.mode.read_only)
+    else:
+        facades = factory(environ)
+    engine = GlanceSync(config, facades)
     try:
         options = RunOptions(
             args.mode,

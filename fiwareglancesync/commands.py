@@ -71,8 +71,10 @@ def run_region(
     try:
         if mode is Mode.STATUS:
             statuses = engine.region_status(region)
-            outcome.rows = [entry.fields() for entry in statuses]
-            outcome.entries = image_entries(statuses)
+            if options.reports:  # only the reports read entries; rows are the CSV
+                outcome.entries = image_entries(statuses)
+            else:
+                outcome.rows = [entry.fields() for entry in statuses]
             outcome.figures["statuses"] = dict(Counter(entry.status for entry in statuses))
         elif mode is Mode.BACKUP:
             assert backup_dir is not None
@@ -87,7 +89,8 @@ def run_region(
         outcome.ok = False
         outcome.error = _report(region, error, debug)
     finally:
-        engine.finish_region(region)  # in --parallel children too
+        if not mode.read_only:  # a read-only run writes nothing, not even a compaction
+            engine.finish_region(region)  # in --parallel children too
     outcome.figures["duration"] = time.monotonic() - started
     return outcome
 

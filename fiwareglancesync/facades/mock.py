@@ -171,8 +171,12 @@ class MockStore:
         self,
         path: str | os.PathLike[str] | None = None,
         project_ids: dict[str, str] | None = None,
+        read_only: bool = False,
     ):
         self.path = Path(path).absolute() if path is not None else None
+        # A read-only run (--show-status, --dry-run, --make-backup) writes nothing, not
+        # even a compaction: each region is read once, replayed in memory, given away.
+        self.read_only = read_only
         self._memory: dict[str, RegionImages] = {}
         self._memory_project_ids = dict(project_ids or {})
         self._regions: collections.OrderedDict[str, _Region] = collections.OrderedDict()
@@ -253,7 +257,7 @@ class MockStore:
             region = self._build(fullname, locked=False, detached=True)
             if region is None:
                 return None
-            if not region.pending or fullname in self._looked:
+            if self.read_only or not region.pending or fullname in self._looked:
                 self._looked.add(fullname)
                 return region.images.images()  # new objects, nobody else holds them
             region = self._current(fullname, locked=False)  # kept, its journal compacted
@@ -568,8 +572,9 @@ class MockStore:
 
     @_one_thread_at_a_time
     def compact(self, fullname: str) -> None:
-        """Fold the region's journal into its snapshot (a no-op when there is nothing)."""
-        if self.path is None:
+        """Fold the region's journal into its snapshot (a no-op when there is nothing,
+        or the store is read-only)."""
+        if self.path is None or self.read_only:
             return
         with self.locked(fullname):
             region = self._current(fullname, locked=True)

@@ -403,3 +403,25 @@ def test_backup_format_without_make_backup_is_a_usage_error(environ, capsys):
     status, _, _ = run(["--show-status", "--backup-format", "1"], environ)
     assert status == ExitStatus.USAGE
     assert "--backup-format goes with --make-backup" in capsys.readouterr().err
+
+
+def _store_bytes(store: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(store.iterdir()) if path.is_file()}
+
+
+@pytest.mark.parametrize("mode", ["--show-status", "--dry-run", "--make-backup"])
+def test_a_read_only_run_writes_nothing_to_the_mock_store(
+    environ, store, tmp_path, monkeypatch, mode
+):
+    """Not even a compaction of the records an earlier run left in a journal."""
+    from builders import image, target
+
+    from fiwareglancesync.region import RegionRef
+
+    writer = MockFacade(MockStore(store), target())
+    writer.upload(RegionRef("master", "Burgos"), image("left_by_an_earlier_run"), None)
+    before = _store_bytes(store)
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run([mode, "Burgos"], environ)
+    assert status == ExitStatus.OK, out + err
+    assert _store_bytes(store) == before
