@@ -24,7 +24,7 @@ from fiwareglancesync.commands import run as run_commands
 from fiwareglancesync.config import load_config
 from fiwareglancesync.console import OutputClosed, configure_logging, silence_closed_output
 from fiwareglancesync.engine import FacadeFactory, GlanceSync
-from fiwareglancesync.errors import ExitStatus, explain
+from fiwareglancesync.errors import ExitStatus, UsageError, explain
 from fiwareglancesync.facades import facade_factory as default_facade_factory
 from fiwareglancesync.modes import Mode
 
@@ -130,9 +130,18 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.backup_format is not None and args.mode is not Mode.BACKUP:
         parser.error("--backup-format goes with --make-backup")
     overrides = [item for item in args.config if "=" in item]
-    args.regions = [*args.regions, *(item for item in args.config if "=" not in item)]
+    args.regions_from_config = [item for item in args.config if "=" not in item]
+    args.regions = [*args.regions, *args.regions_from_config]
     args.config = overrides
     return args
+
+
+def _unknown_region_hint(error: UsageError, args: argparse.Namespace) -> UsageError:
+    """The same error, saying why a word given to --config was taken for a region."""
+    words = [word for word in args.regions_from_config if f"unknown region {word} " in str(error)]
+    if not words:
+        return error
+    return UsageError(f"{error} (--config {words[0]} has no '=': it was taken for a region)")
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -160,7 +169,10 @@ def _run(
             args.metrics_file,
             args.backup_format,
         )
-        return run_commands(engine, options, out)
+        try:
+            return run_commands(engine, options, out)
+        except UsageError as error:
+            raise _unknown_region_hint(error, args) from None
     finally:
         engine.close()
 

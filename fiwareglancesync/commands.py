@@ -213,7 +213,7 @@ def _target_failed(target: str, error: GlanceSyncError) -> None:
 
 def _regions_of_run(engine: GlanceSync, options: RunOptions) -> tuple[list[RegionRef], bool]:
     """The regions to work on, and whether some target's regions could not be listed."""
-    regions, failures = engine.expand_regions_isolated(options.regions)
+    regions, failures = engine.expand_regions_isolated(options.regions, known_only=True)
     for target, error in failures:
         _target_failed(target, error)
     if options.mode is Mode.BACKUP:

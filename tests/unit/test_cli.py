@@ -123,12 +123,31 @@ def test_missing_config_file_exits_2(tmp_path):
     assert "cannot read configuration file" in err
 
 
-def test_unknown_region_fails_alone(environ):
-    status, out, _ = run(["Nowhere", "Leon"], environ)
-    assert status == ExitStatus.REGION_FAILED
-    assert "ERROR:Nowhere: unknown region Nowhere" in out
-    assert "INFO:Region Nowhere has finished with errors" in out
-    assert "INFO:Region Leon has finished" in out
+def test_an_unknown_region_is_a_usage_error_before_any_region_is_touched(environ, store):
+    before = _store_bytes(store)
+    status, out, err = run(["Nowhere", "Leon"], environ)
+    assert status == ExitStatus.USAGE
+    assert out == ""
+    assert err == (
+        "ERROR: unknown region Nowhere (regions of target master: Burgos, Leon, Valladolid)\n"
+    )
+    assert _store_bytes(store) == before
+
+
+def test_a_config_item_without_equals_is_a_region_and_an_unknown_one_says_so(environ):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "sync.py"), "--show-status", "--config", "nonsense"],
+        env={**os.environ, **environ},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == ExitStatus.USAGE
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "ERROR: unknown region nonsense (regions of target master: Burgos, Leon, "
+        "Valladolid) (--config nonsense has no '=': it was taken for a region)"
+    ]
 
 
 class FailingUploads(MockFacade):
