@@ -24,7 +24,7 @@ from fiwareglancesync.commands import run as run_commands
 from fiwareglancesync.config import load_config
 from fiwareglancesync.console import OutputClosed, configure_logging, silence_closed_output
 from fiwareglancesync.engine import FacadeFactory, GlanceSync
-from fiwareglancesync.errors import ExitStatus, UsageError, explain
+from fiwareglancesync.errors import ConfigError, ExitStatus, UsageError, explain
 from fiwareglancesync.facades import facade_factory as default_facade_factory
 from fiwareglancesync.modes import Mode
 
@@ -151,7 +151,12 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 def _run(
     args: argparse.Namespace, environ: Mapping[str, str], factory: FacadeFactory | None, out: TextIO
 ) -> ExitStatus:
-    config = load_config(environ, args.config)
+    try:
+        config = load_config(environ, args.config)
+    except ConfigError as error:
+        for warning in error.warnings:  # before the problems that stop the run
+            logger.warning("%s", warning)
+        raise
     for warning in config.warnings:
         logger.warning("%s", warning)
     if factory is None:

@@ -444,3 +444,33 @@ def test_a_read_only_run_writes_nothing_to_the_mock_store(
     status, out, err = run([mode, "Burgos"], environ)
     assert status == ExitStatus.OK, out + err
     assert _store_bytes(store) == before
+
+
+def test_every_configuration_problem_is_reported_with_the_unknown_options(tmp_path, store):
+    """A duplicate does not hide a bad value, and the warnings are not lost."""
+    config = tmp_path / "glancesync.conf"
+    config.write_text(
+        "[main]\n"
+        "master_region = Valladolid\n"
+        "max_children = many\n"
+        "\n"
+        "[master]\n"
+        "credential = admin,c2VjcmV0,http://127.0.0.1:5000/v3,tenant1\n"
+        "replace = any\n"
+        "colour = blue\n"
+        "replace = any\n"
+        "  continued\n"
+        "\n"
+        "[master]\n"
+        "dontupdate = x\n"
+    )
+    environ = {"GLANCESYNC_CONFIG": str(config), "GLANCESYNC_MOCKPERSISTENT_PATH": str(store)}
+    status, out, err = run(["Leon"], environ)
+    assert status == ExitStatus.USAGE
+    assert out == "WARNING:unknown option master.colour ignored\n"
+    assert err.splitlines() == [
+        f"ERROR: {config}, line 9: option replace appears twice in [master] (option names "
+        "are case-insensitive)",
+        f"ERROR: {config}, line 12: section [master] appears twice",
+        "ERROR: main.max_children: 'many' is not a number",
+    ]
