@@ -22,7 +22,12 @@ from fiwareglancesync import __version__
 from fiwareglancesync.commands import RunOptions
 from fiwareglancesync.commands import run as run_commands
 from fiwareglancesync.config import load_config
-from fiwareglancesync.console import OutputClosed, configure_logging, silence_closed_output
+from fiwareglancesync.console import (
+    OutputClosed,
+    configure_logging,
+    program_name,
+    silence_closed_output,
+)
 from fiwareglancesync.engine import FacadeFactory, GlanceSync
 from fiwareglancesync.errors import ConfigError, ExitStatus, UsageError, explain
 from fiwareglancesync.facades import facade_factory as default_facade_factory
@@ -31,9 +36,9 @@ from fiwareglancesync.modes import Mode
 logger = logging.getLogger("fiwareglancesync")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "sync.py") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="sync.py",
+        prog=prog,
         description="A tool to sync images from a master region to other regions: "
         "synchronise the Glance images of regions with the master region.",
         epilog="Regions: 'Region' (master target), 'target:Region', or 'target:' for every "
@@ -122,8 +127,11 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
     ``--config`` takes every word after it, as in the original tool. A word without
     ``=`` cannot be an override, so it is taken for what the operator meant: a region.
+    Without ``argv`` (the real command line), help and errors name the program as typed.
     """
-    parser = build_parser()
+    parser = build_parser(
+        "sync.py" if argv is not None else program_name(__file__, "fiwareglancesync.cli", "sync.py")
+    )
     args = parser.parse_args(argv)
     if args.output_format != "csv" and args.mode is not Mode.STATUS:
         parser.error("--format goes with --show-status")

@@ -474,3 +474,22 @@ def test_every_configuration_problem_is_reported_with_the_unknown_options(tmp_pa
         f"ERROR: {config}, line 12: section [master] appears twice",
         "ERROR: main.max_children: 'many' is not a number",
     ]
+
+
+@pytest.mark.parametrize(
+    "command, first_line",
+    [
+        (["glancesync", "--help"], "usage: glancesync [-h]"),
+        (["glancesync", "--version"], "glancesync "),
+        (["glancesync-mock", "--help"], "usage: glancesync-mock [-h]"),
+        ([str(ROOT / "sync.py"), "--help"], "usage: sync.py [-h]"),
+        (["-m", "fiwareglancesync.mock", "--help"], "usage: python -m fiwareglancesync.mock"),
+    ],
+)
+def test_help_and_version_name_the_program_as_typed(command, first_line):
+    script = Path(sys.executable).parent / command[0]  # a console script of the venv
+    installed = "/" not in command[0] and script.is_file()
+    argv = [str(script), *command[1:]] if installed else [sys.executable, *command]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(first_line), done.stdout
