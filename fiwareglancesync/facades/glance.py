@@ -39,6 +39,7 @@ from fiwareglancesync.config import TargetConfig
 from fiwareglancesync.errors import FacadeError
 from fiwareglancesync.facades.base import (
     CHUNK_SIZE,
+    UNFINISHED_STATUSES,
     ChecksumMismatch,
     Facade,
     ImageData,
@@ -103,8 +104,6 @@ DISCARD_SECONDS = 30.0  # how long to keep trying to delete a half-made image
 IMPORT_POLL_FIRST = 0.2
 IMPORT_POLL_GROWTH = 1.5
 IMPORT_POLL_MAX = 1.0
-# States of an image whose upload never finished (the client or the server died).
-UNFINISHED_STATUSES = frozenset({"queued", "saving", "importing", "uploading", "killed", "deleted"})
 
 
 class _TimedSession(ks_session.Session):

@@ -493,3 +493,24 @@ def test_help_and_version_name_the_program_as_typed(command, first_line):
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(first_line), done.stdout
+
+
+def test_a_sync_removes_a_queued_leftover_as_the_glance_facade_does(environ, store):
+    from fiwareglancesync.config import load_config
+    from fiwareglancesync.image import Image
+
+    master = load_config(environ).targets["master"]
+    writer = MockStore(store)
+    project = MockFacade(writer, master).project_id()
+    left = writer.add_image("Leon", Image("cirros_kernel", "", status="queued", owner=project))
+    assert left is not None
+
+    status, out, _ = run(["Leon"], environ)
+
+    assert status == ExitStatus.OK, out
+    assert (
+        f"WARNING:Leon: removing image cirros_kernel ({left.id}), left queued by an earlier "
+        "interrupted upload" in out.splitlines()
+    )
+    kernels = [i for i in MockStore(store).read("Leon") if i.name == "cirros_kernel"]
+    assert [i.status for i in kernels] == ["active"]  # the leftover is gone
