@@ -22,18 +22,23 @@ from fiwareglancesync import __version__
 from fiwareglancesync.commands import RunOptions
 from fiwareglancesync.commands import run as run_commands
 from fiwareglancesync.config import load_config
-from fiwareglancesync.console import OutputClosed, configure_logging, silence_closed_output
+from fiwareglancesync.console import (
+    OutputClosed,
+    configure_logging,
+    program_name,
+    silence_closed_output,
+)
 from fiwareglancesync.engine import FacadeFactory, GlanceSync
-from fiwareglancesync.errors import ExitStatus, explain
+from fiwareglancesync.errors import ConfigError, ExitStatus, UsageError, explain
 from fiwareglancesync.facades import facade_factory as default_facade_factory
 from fiwareglancesync.modes import Mode
 
 logger = logging.getLogger("fiwareglancesync")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "sync.py") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="sync.py",
+        prog=prog,
         description="A tool to sync images from a master region to other regions: "
         "synchronise the Glance images of regions with the master region.",
         epilog="Regions: 'Region' (master target), 'target:Region', or 'target:' for every "
@@ -122,17 +127,29 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
     ``--config`` takes every word after it, as in the original tool. A word without
     ``=`` cannot be an override, so it is taken for what the operator meant: a region.
+    Without ``argv`` (the real command line), help and errors name the program as typed.
     """
-    parser = build_parser()
+    parser = build_parser(
+        "sync.py" if argv is not None else program_name(__file__, "fiwareglancesync.cli", "sync.py")
+    )
     args = parser.parse_args(argv)
     if args.output_format != "csv" and args.mode is not Mode.STATUS:
         parser.error("--format goes with --show-status")
     if args.backup_format is not None and args.mode is not Mode.BACKUP:
         parser.error("--backup-format goes with --make-backup")
     overrides = [item for item in args.config if "=" in item]
-    args.regions = [*args.regions, *(item for item in args.config if "=" not in item)]
+    args.regions_from_config = [item for item in args.config if "=" not in item]
+    args.regions = [*args.regions, *args.regions_from_config]
     args.config = overrides
     return args
+
+
+def _unknown_region_hint(error: UsageError, args: argparse.Namespace) -> UsageError:
+    """The same error, saying why a word given to --config was taken for a region."""
+    words = [word for word in args.regions_from_config if f"unknown region {word} " in str(error)]
+    if not words:
+        return error
+    return UsageError(f"{error} (--config {words[0]} has no '=': it was taken for a region)")
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -142,10 +159,19 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 def _run(
     args: argparse.Namespace, environ: Mapping[str, str], factory: FacadeFactory | None, out: TextIO
 ) -> ExitStatus:
-    config = load_config(environ, args.config)
+    try:
+        config = load_config(environ, args.config)
+    except ConfigError as error:
+        for warning in error.warnings:  # before the problems that stop the run
+            logger.warning("%s", warning)
+        raise
     for warning in config.warnings:
         logger.warning("%s", warning)
-    engine = GlanceSync(config, (factory or default_facade_factory)(environ))
+    if factory is None:
+        facades = default_facade_factory(environ, read_only=args.mode.read_only)
+    else:
+        facades = factory(environ)
+    engine = GlanceSync(config, facades)
     try:
         options = RunOptions(
             args.mode,
@@ -156,7 +182,10 @@ def _run(
             args.metrics_file,
             args.backup_format,
         )
-        return run_commands(engine, options, out)
+        try:
+            return run_commands(engine, options, out)
+        except UsageError as error:
+            raise _unknown_region_hint(error, args) from None
     finally:
         engine.close()
 

@@ -71,8 +71,10 @@ def run_region(
     try:
         if mode is Mode.STATUS:
             statuses = engine.region_status(region)
-            outcome.rows = [entry.fields() for entry in statuses]
+            # The reports and the service read entries; rows are only the CSV.
             outcome.entries = image_entries(statuses)
+            if not options.reports:
+                outcome.rows = [entry.fields() for entry in statuses]
             outcome.figures["statuses"] = dict(Counter(entry.status for entry in statuses))
         elif mode is Mode.BACKUP:
             assert backup_dir is not None
@@ -87,7 +89,8 @@ def run_region(
         outcome.ok = False
         outcome.error = _report(region, error, debug)
     finally:
-        engine.finish_region(region)  # in --parallel children too
+        if not mode.read_only:  # a read-only run writes nothing, not even a compaction
+            engine.finish_region(region)  # in --parallel children too
     outcome.figures["duration"] = time.monotonic() - started
     return outcome
 
@@ -210,7 +213,7 @@ def _target_failed(target: str, error: GlanceSyncError) -> None:
 
 def _regions_of_run(engine: GlanceSync, options: RunOptions) -> tuple[list[RegionRef], bool]:
     """The regions to work on, and whether some target's regions could not be listed."""
-    regions, failures = engine.expand_regions_isolated(options.regions)
+    regions, failures = engine.expand_regions_isolated(options.regions, known_only=True)
     for target, error in failures:
         _target_failed(target, error)
     if options.mode is Mode.BACKUP:

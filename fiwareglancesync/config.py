@@ -467,12 +467,54 @@ def _syntax_problem(error: configparser.Error, source: str) -> str:
 
 
 def read_config_text(text: str, source: str) -> configparser.ConfigParser:
-    parser = _new_parser()
-    try:
-        parser.read_string(_join_backslash_lines(text), source=source)
-    except configparser.Error as error:
-        raise ConfigError([_syntax_problem(error, source)]) from None
+    parser, problems = parse_config_text(text, source)
+    if problems:
+        raise ConfigError(problems)
     return parser
+
+
+def parse_config_text(text: str, source: str) -> tuple[configparser.ConfigParser, list[str]]:
+    """The parsed text, and every section or option it gives twice (one problem each).
+
+    A duplicate does not stop the reading: the rest is still read and checked, so its
+    problems are reported with the duplicates (the last of two values is the one read).
+    Any other syntax error stops it (ConfigError, with the duplicates found before).
+    """
+    joined = _join_backslash_lines(text)
+    problems = _duplicates(joined, source)
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.read_string(joined, source=source)  # the strict reading found nothing else
+    return parser, problems
+
+
+def _duplicates(text: str, source: str) -> list[str]:
+    """Read ``text`` strictly again past each duplicate until it reads through."""
+    lines = text.split("\n")
+    problems: list[str] = []
+    for number in range(len(lines) + 1):
+        try:
+            _new_parser().read_string("\n".join(lines), source=source)
+            break
+        except configparser.DuplicateSectionError as error:
+            problems.append(_syntax_problem(error, source))
+            assert error.lineno is not None
+            lines[error.lineno - 1] = f"[\0duplicate {number}]"  # a name nobody writes
+        except configparser.DuplicateOptionError as error:
+            problems.append(_syntax_problem(error, source))
+            assert error.lineno is not None
+            _comment_out_option(lines, error.lineno - 1)
+        except configparser.Error as error:
+            raise ConfigError([*problems, _syntax_problem(error, source)]) from None
+    return problems
+
+
+def _comment_out_option(lines: list[str], index: int) -> None:
+    """Make the option at ``index`` and its continuation lines comments."""
+    lines[index] = "#"
+    index += 1
+    while index < len(lines) and lines[index][:1] in (" ", "\t") and lines[index].strip():
+        lines[index] = "#"
+        index += 1
 
 
 def apply_overrides(parser: configparser.ConfigParser, overrides: Iterable[str]) -> list[str]:
@@ -834,7 +876,7 @@ def build_config(
     lock_dir = main.get("lock_dir")
     lock_timeout = main.get("lock_timeout")
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems, _unknown_options(parser))
     return Config(
         master_region=master_region,
         targets=targets,
@@ -866,6 +908,6 @@ def load_config(
             ) from None
         except UnicodeDecodeError:
             raise ConfigError([f"configuration file {path} is not UTF-8 text"]) from None
-    parser = read_config_text(text, path or "<no file>")
-    problems = apply_overrides(parser, overrides)
+    parser, problems = parse_config_text(text, path or "<no file>")
+    problems += apply_overrides(parser, overrides)
     return build_config(parser, environ, path, problems)

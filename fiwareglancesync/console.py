@@ -65,3 +65,18 @@ def write_data(out: TextIO, write: object) -> None:
         out.flush()
     except BrokenPipeError:
         raise OutputClosed from None
+
+
+def program_name(module_file: str, module: str, fallback: str) -> str:
+    """The name the user typed for this program, for ``--help`` and ``--version``.
+
+    ``sync.py``, ``glancesync`` or ``glancesync-mock`` as typed (its base name), or
+    ``python -m MODULE`` when Python ran the module's own file; ``fallback`` when the
+    command line says nothing (``python -c``, an embedding program).
+    """
+    typed = sys.argv[0] if sys.argv else ""
+    if not typed or typed == "-c":
+        return fallback
+    if os.path.abspath(typed) == os.path.abspath(module_file):
+        return f"python -m {module}"
+    return os.path.basename(typed)

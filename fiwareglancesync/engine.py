@@ -238,13 +238,14 @@ class GlanceSync:
         return regions
 
     def expand_regions_isolated(
-        self, names: Sequence[str]
+        self, names: Sequence[str], known_only: bool = False
     ) -> tuple[list[RegionRef], list[tuple[str, GlanceSyncError]]]:
         """Like :meth:`expand_regions`, but a target whose regions cannot be listed fails
         alone: its failure is returned beside the regions of the other targets.
 
         Every name is checked first, so a usage error still stops the run before any
-        target is asked anything.
+        target is asked anything; ``known_only`` (the command line): a named region its
+        target does not have is a usage error too, before any region is touched.
         """
         wanted: list[str | RegionRef] = []  # a target to expand, or a region
         for name in names or [f"{MASTER}:"]:
@@ -255,6 +256,8 @@ class GlanceSync:
                 wanted.append(target)
             else:
                 wanted.append(self.normalise(name))
+        if known_only:
+            self._check_known([item for item in wanted if isinstance(item, RegionRef)])
         result: list[RegionRef] = []
         failures: list[tuple[str, GlanceSyncError]] = []
         for item in wanted:
@@ -266,6 +269,24 @@ class GlanceSync:
             except GlanceSyncError as error:
                 failures.append((item, error))
         return list(dict.fromkeys(result)), failures
+
+    def _check_known(self, regions: Iterable[RegionRef]) -> None:
+        """UsageError naming every region its target's catalog lacks. A target whose
+        regions cannot be listed cannot tell: its regions then fail on their own."""
+        problems = []
+        for region in dict.fromkeys(regions):
+            try:
+                known = self.facade(region.target).regions()
+            except GlanceSyncError:
+                continue
+            if region.name not in known:
+                listed = ", ".join(sorted(known)) or "none"
+                problems.append(
+                    f"unknown region {region.fullname} (regions of target {region.target}: "
+                    f"{listed})"
+                )
+        if problems:
+            raise UsageError("; ".join(problems))
 
     def is_known_region(self, region: RegionRef) -> bool:
         if region.target not in self.config.targets:

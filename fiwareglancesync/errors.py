@@ -37,8 +37,11 @@ class ConfigError(GlanceSyncError):
     exit_status = ExitStatus.USAGE
     http_status = 500  # the service runs with a configuration that cannot work
 
-    def __init__(self, problems: Iterable[str]):
+    def __init__(self, problems: Iterable[str], warnings: Iterable[str] = ()):
         self.problems = list(problems)
+        # What a valid configuration would have been warned about (unknown options):
+        # shown with the problems, so fixing those does not bring up new surprises.
+        self.warnings = list(warnings)
         super().__init__("; ".join(self.problems))
 
 

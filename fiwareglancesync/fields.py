@@ -72,6 +72,8 @@ def differences(
 
     ``members``: the project ids the copy must be shared with (shared images only).
     """
+    if not members and same_fields(master, regional):
+        return []  # the steady state, checked first: this runs for every copy
     found = []
     visibility_known = VISIBILITY in synced and _visibility_known(master, regional)
     if visibility_known and master.visibility != regional.visibility:
@@ -90,6 +92,18 @@ def differences(
     if wanted - set(regional.members):
         found.append("members")
     return found
+
+
+def same_fields(master: Image, regional: Image) -> bool:
+    """Every synchronised field equal as stored: no field can differ, whatever is synced."""
+    return (
+        master.visibility == regional.visibility
+        and master.tags == regional.tags
+        and master.hidden == regional.hidden
+        and master.protected == regional.protected
+        and master.min_disk == regional.min_disk
+        and master.min_ram == regional.min_ram
+    )
 
 
 def _shared_copy(master: Image, regional: Image | None, synced: frozenset[str]) -> bool:

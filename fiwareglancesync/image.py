@@ -447,9 +447,23 @@ def read_csv(stream: TextIO, source: str = "<csv>") -> list[Image]:
         return _read_csv(stream.read(), source)
 
 
+def _plain_rows(text: str) -> list[list[str]] | None:
+    """The non-blank rows after any header, read at C speed (None: a CSV error, which
+    the slow reader names with its line)."""
+    csv.field_size_limit(sys.maxsize)
+    try:
+        rows = [
+            row for row in csv.reader(io.StringIO(text)) if len(row) > 1 or (row and row[0].strip())
+        ]
+    except csv.Error:
+        return None
+    return rows[1:] if rows and is_header(rows[0]) else rows
+
+
 def _read_csv(text: str, source: str) -> list[Image]:
-    numbered = list(_rows_with_lines(text, source))
-    rows = [row for _, row in numbered]
+    rows = _plain_rows(text)
+    if rows is None:  # the slow reader below says where
+        rows = [row for _, row in _rows_with_lines(text, source)]
     column = None
     cell = len(CSV_FIELDS_V1) - 1
     if all(len(row) in (len(CSV_FIELDS_V1), len(CSV_FIELDS)) for row in rows):
@@ -463,7 +477,7 @@ def _read_csv(text: str, source: str) -> list[Image]:
         except CsvFormatError:
             pass  # read again below, slowly, to name the line
     images = []
-    for line, row in numbered:
+    for line, row in _rows_with_lines(text, source):
         try:
             images.append(image_from_row(row))
         except CsvFormatError as error:
@@ -477,16 +491,18 @@ def write_rows(stream: TextIO, rows: Iterable[Sequence[str]]) -> None:
     The csv module quotes only the characters of its line terminator; with ``\n`` alone,
     a bare ``\r`` in a name would be written unquoted and split the row when read back.
     """
+    rows = list(rows)
+    # Written at C speed in one go; the rare cell with a carriage return is written again.
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    text = buffer.getvalue()
+    if "\r" not in text:
+        stream.write(text)
+        return
     writer = csv.writer(stream, lineterminator="\n")
-    quoting_all = None
+    quoting_all = csv.writer(stream, lineterminator="\n", quoting=csv.QUOTE_ALL)
     for row in rows:
-        if any("\r" in cell for cell in row):
-            quoting_all = quoting_all or csv.writer(
-                stream, lineterminator="\n", quoting=csv.QUOTE_ALL
-            )
-            quoting_all.writerow(row)
-        else:
-            writer.writerow(row)
+        (quoting_all if any("\r" in cell for cell in row) else writer).writerow(row)
 
 
 def needs_format_2(image: Image) -> bool:

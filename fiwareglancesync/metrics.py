@@ -17,9 +17,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
-from prometheus_client.parser import text_string_to_metric_families
-
 from fiwareglancesync import __version__
 from fiwareglancesync.errors import GlanceSyncError, os_reason
 from fiwareglancesync.plan import STATUSES
@@ -63,6 +60,9 @@ class _Previous:
 
 
 def _read_previous(path: Path) -> _Previous:
+    # Imported here: only a run with --metrics-file needs prometheus_client.
+    from prometheus_client.parser import text_string_to_metric_families
+
     previous = _Previous()
     with contextlib.suppress(OSError, ValueError):
         text = path.read_text(encoding="utf-8")
@@ -110,6 +110,8 @@ def write_metrics(
     now: float | None = None,
 ) -> None:
     """Replace ``path`` with this run's figures (and the untouched regions' old ones)."""
+    from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+
     path = Path(path)
     now = time.time() if now is None else now
     previous = _read_previous(path)

@@ -29,6 +29,7 @@ from fiwareglancesync.backup import (
     read_project_ids,
     region_of_file,
 )
+from fiwareglancesync.console import program_name
 from fiwareglancesync.errors import (
     ExitStatus,
     FacadeError,
@@ -230,9 +231,9 @@ def load_scenario(
 # --------------------------------------------------------------------------- command
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str = "python -m fiwareglancesync.mock") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m fiwareglancesync.mock",
+        prog=prog,
         description="Start a clean persistent session: load a folder of backup CSVs into "
         f"the persistent GlanceSync mock and print the {MOCK_PATH_VARIABLE} export line "
         "for eval. Exit status: 0 loaded, 1 the store could not be written, 2 bad "
@@ -266,7 +267,8 @@ def _store_path(args: argparse.Namespace) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        prog = None if argv is not None else program_name(__file__, "fiwareglancesync.mock", "")
+        args = (_parser(prog) if prog else _parser()).parse_args(argv)
     except SystemExit as done:
         return int(done.code or 0)
     try:

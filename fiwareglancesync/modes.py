@@ -21,3 +21,8 @@ class Mode(enum.Enum):
     def syncs(self) -> bool:
         """A sync or a dry run: the log says which regions start and finish."""
         return self in (Mode.SYNC, Mode.DRY_RUN)
+
+    @property
+    def read_only(self) -> bool:
+        """Changes no image anywhere (the mock store then writes nothing either)."""
+        return self is not Mode.SYNC

@@ -442,9 +442,11 @@ class _Planner:
 
     def _final_without_dependencies(self, master: Image, regional: Image | None) -> ImageStatus:
         """The common case (no kernel, no ramdisk), kept short: it runs for every image."""
-        status, message = self._content(master, regional, True)
-        if status == OK and self._metadata_differs(master, regional):
-            status = PENDING_METADATA
+        if regional is not None and regional.checksum == master.checksum:  # _content's OK
+            differs = self._metadata_differs(master, regional)
+            status, message = (PENDING_METADATA if differs else OK), None
+        else:
+            status, message = self._content(master, regional, True)
         return self._record(master, regional, status, message)
 
     def _record(
@@ -487,8 +489,10 @@ class _Planner:
         assert regional is not None
         if bool(master.is_public) != bool(regional.is_public):
             return True
-        synced = self.target.sync_fields
-        if fields.differences(master, regional, synced, self.members.get(master.id, ())):
+        members = self.members.get(master.id, ()) if self.members else ()
+        if (members or not fields.same_fields(master, regional)) and fields.differences(
+            master, regional, self.target.sync_fields, members
+        ):
             return True
         mine, theirs = master.user_properties, regional.user_properties
         has_ami = "kernel_id" in mine or "ramdisk_id" in mine

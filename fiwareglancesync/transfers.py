@@ -122,22 +122,23 @@ class RegionSender:
         The cheapest first: the formats (asked once per region), the quota (asked for
         every image: the run's own uploads change it; a dry run says in ``planned``
         what it would have sent), then the data (one read of at most 1 MiB, from where
-        ``method`` takes it: images_dir for ``file``, the master Glance for ``stream``).
-        A glance-download moves no byte through this host, so its data is checked only
-        if the import fails and the image is streamed instead (see :meth:`send`).
+        ``method`` takes it: images_dir for ``file``, the master Glance for ``stream``
+        and ``glance-download``). A glance-download's data is checked too: the region's
+        Glance would take a qcow2 labelled raw, and bad data must not spread.
         """
         if not self.target.preflight:
             return
         reason = (
             preflight.format_refusal(master, self._accepted_formats())
             or preflight.quota_refusal(master, self.facade.image_limits(self.region), planned)
-            or (None if method == GLANCE_DOWNLOAD else self._data_refusal(master, method))
+            or self._data_refusal(master, method)
         )
         if reason:
             raise PreflightRefused(master.name, reason)
 
     def _check_data(self, master: Image) -> None:
-        """The data check a glance-download skipped, before its fallback stream."""
+        """The data check again before a failed import's fallback (already decided,
+        unless the master could not be read then: the fallback may read a file)."""
         if self.target.preflight:
             # The fallback sends what open_data reads: the images_dir file when there is one.
             reason = self._data_refusal(master, FILE if self.has_file(master) else STREAM)

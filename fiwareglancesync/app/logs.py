@@ -97,7 +97,11 @@ def find_logging_file(environ: Mapping[str, str]) -> str | None:
 def _default_handlers() -> list[logging.Handler]:
     formatter = logging.Formatter(LOG_FORMAT, DATE_FORMAT)
     rotating = logging.handlers.RotatingFileHandler(
-        LOG_FILE_NAME, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+        LOG_FILE_NAME,
+        maxBytes=LOG_FILE_BYTES,
+        backupCount=LOG_FILE_BACKUPS,
+        encoding="utf-8",
+        delay=True,  # made at the first record: a start that fails leaves no empty file
     )
     rotating.setFormatter(formatter)
     console = logging.StreamHandler(sys.stderr)

@@ -17,11 +17,17 @@ def mock_factory(store: MockStore) -> Callable[[TargetConfig], Facade]:
     return lambda target: MockFacade(store, target)
 
 
-def facade_factory(environ: Mapping[str, str]) -> Callable[[TargetConfig], Facade]:
-    """The persistent mock when GLANCESYNC_MOCKPERSISTENT_PATH is set, else real Glance."""
+def facade_factory(
+    environ: Mapping[str, str], read_only: bool = False
+) -> Callable[[TargetConfig], Facade]:
+    """The persistent mock when GLANCESYNC_MOCKPERSISTENT_PATH is set, else real Glance.
+
+    ``read_only``: the run changes no image (a status, a dry run, a backup), so the
+    mock store must not write either, not even to compact its journals.
+    """
     mock_path = environ.get(MOCK_PATH_VARIABLE)
     if mock_path:
-        return mock_factory(MockStore(mock_path))
+        return mock_factory(MockStore(mock_path, read_only=read_only))
     try:
         glance = importlib.import_module("fiwareglancesync.facades.glance")
     except ImportError as error:

@@ -23,6 +23,9 @@ from fiwareglancesync.preflight import AcceptedFormats
 from fiwareglancesync.region import RegionRef
 
 CHUNK_SIZE = 1024 * 1024
+# States of an image whose upload never finished (the client or the server died): the
+# next upload of that name removes such a leftover of the target's project.
+UNFINISHED_STATUSES = frozenset({"queued", "saving", "importing", "uploading", "killed", "deleted"})
 Method = TypeVar("Method", bound=Callable[..., object])
 
 

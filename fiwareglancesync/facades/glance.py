@@ -39,6 +39,7 @@ from fiwareglancesync.credentials import auth_plugin
 from fiwareglancesync.errors import FacadeError
 from fiwareglancesync.facades.base import (
     CHUNK_SIZE,
+    UNFINISHED_STATUSES,
     ChecksumMismatch,
     Facade,
     ImageData,
@@ -104,8 +105,6 @@ IMPORT_POLL_FIRST = 0.2
 IMPORT_POLL_GROWTH = 1.5
 IMPORT_POLL_MAX = 1.0
 ACCESS_RULES_HINT = " (or outside the access rules of the application credential)"
-# States of an image whose upload never finished (the client or the server died).
-UNFINISHED_STATUSES = frozenset({"queued", "saving", "importing", "uploading", "killed", "deleted"})
 
 
 class _TimedSession(ks_session.Session):
@@ -199,6 +198,11 @@ def _keeps_the_promise(method: Callable[..., T]) -> Callable[..., T]:
 
 class GlanceFacade(Facade):
     """The regions of one target, reached through its Keystone v3 catalog."""
+
+    # By region, our unfinished records by name as the last listing found them: the
+    # leftovers an upload removes (see _remove_unfinished). A sync lists a region under
+    # its lock before it uploads there, so that listing is the one to trust.
+    _listed_unfinished: dict[str, dict[str, list[dict[str, Any]]]] | None = None
 
     def __init__(self, target: TargetConfig):
         self.target = target
@@ -396,7 +400,22 @@ class GlanceFacade(Facade):
             for record in records
         ]
         logger.debug("%s: %d images listed", region, len(images))
+        self._remember_unfinished(region, records)
         return images
+
+    def _remember_unfinished(self, region: str, records: list[dict[str, Any]]) -> None:
+        unfinished: dict[str, list[dict[str, Any]]] = {}
+        for record in records:
+            if self._is_our_leftover(record):
+                unfinished.setdefault(record.get("name") or "", []).append(record)
+        if self._listed_unfinished is None:
+            self._listed_unfinished = {}
+        self._listed_unfinished[region] = unfinished
+
+    def _is_our_leftover(self, record: dict[str, Any]) -> bool:
+        return record.get("status") in UNFINISHED_STATUSES and same_owner(
+            record.get("owner"), self.project_id()
+        )
 
     # ------------------------------------------------------------------- changes
 
@@ -417,40 +436,55 @@ class GlanceFacade(Facade):
             image,
         )
 
-    def _apply_metadata(self, client: glance_client.Client, image_id: str, image: Image) -> None:
+    def _apply_metadata(
+        self,
+        client: glance_client.Client,
+        image_id: str,
+        image: Image,
+        known: list[dict[str, Any]] | None = None,
+    ) -> bool:
         """Give record ``image_id`` the metadata of ``image``: tags, the JSON patch, the
-        members (once it is shared), and protection last (never removed)."""
-        current = self._get(client, image_id)
+        members (once it is shared), and protection last (never removed). True when
+        something was changed.
+
+        ``known``: a record just read, used once (taken out of the list), so a retry
+        reads the record afresh.
+        """
+        current = known.pop() if known else self._get(client, image_id)
         add, remove = tag_changes(current, image)
         for tag in add:
             client.image_tags.update(image_id, tag)
         for tag in remove:
             client.image_tags.delete(image_id, tag)
-        self._patch(client, image_id, metadata_patch(current, image))
-        self._add_members(client, image_id, image)
-        self._patch(client, image_id, protect_patch(current, image))
+        changed = bool(add or remove)
+        changed |= self._patch(client, image_id, metadata_patch(current, image))
+        changed |= self._add_members(client, image_id, image)
+        changed |= self._patch(client, image_id, protect_patch(current, image))
+        return changed
 
     @staticmethod
-    def _patch(client: glance_client.Client, image_id: str, patch: list[dict[str, Any]]) -> None:
+    def _patch(client: glance_client.Client, image_id: str, patch: list[dict[str, Any]]) -> bool:
         if patch:
             client.http_client.patch(
                 f"/v2/images/{image_id}",
                 headers={"Content-Type": JSON_PATCH},
                 data=json.dumps(patch),
             )
+        return bool(patch)
 
     @staticmethod
-    def _add_members(client: glance_client.Client, image_id: str, image: Image) -> None:
+    def _add_members(client: glance_client.Client, image_id: str, image: Image) -> bool:
         """Share the image with ``image.members`` and accept it for them (the admin role
         may); members added by others are left alone."""
         if not image.members or image.effective_visibility != "shared":
-            return
+            return False
         existing = {m["member_id"]: m["status"] for m in client.image_members.list(image_id)}
         for member in image.members:
             if member not in existing:
                 client.image_members.create(image_id, member)
             if existing.get(member) != "accepted":
                 client.image_members.update(image_id, member, "accepted")
+        return True
 
     @_keeps_the_promise
     def delete(self, where: RegionRef, image_id: str) -> bool:
@@ -541,8 +575,8 @@ class GlanceFacade(Facade):
         """Send the data into the record ``image_id`` and verify it; discard it on failure."""
         try:
             self._send(client, where.name, image_id, image, data)
-            self._get_verified(client, image_id, image, data)
-            record = self._finish_copy(client, image_id, image)
+            verified = self._get_verified(client, image_id, image, data)
+            record = self._finish_copy(client, image_id, image, verified)
         except BaseException as error:
             # Whatever happened (Ctrl-C included), no half-made image may stay behind.
             self._discard(client, where.name, image_id, image.name)
@@ -697,17 +731,30 @@ class GlanceFacade(Facade):
         return self._finish_copy(client, image_id, image)
 
     def _finish_copy(
-        self, client: glance_client.Client, image_id: str, image: Image
+        self,
+        client: glance_client.Client,
+        image_id: str,
+        image: Image,
+        verified: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Once a copy is verified: the metadata that could not be set at its creation
-        (members, protection, and whatever an import changed); return its record."""
-        self._call(
+        (members, protection, and whatever an import changed); return its record.
+
+        ``verified``: the record the verification just read, after an upload (nothing
+        else writes to it then): the metadata is compared with it, and it is the answer
+        when nothing had to change. Two requests fewer per upload.
+        """
+        known = [verified] if verified is not None else None
+        changed = self._call(
             f"updating the metadata of image {image.name}",
             self._apply_metadata,
             client,
             image_id,
             image,
+            known,
         )
+        if verified is not None and not changed:
+            return verified
         return self._call(f"reading back image {image.name}", self._get, client, image_id)
 
     def _start_import(
@@ -866,16 +913,18 @@ class GlanceFacade(Facade):
         would stay in the catalog forever.
         """
         region = where.name
-        filters = {"owner": self.project_id()}
-        if not name.startswith("in:"):  # Glance reads "in:a,b" as a list of names
-            filters["name"] = name
-        records = self._call(
-            "looking for unfinished uploads", lambda: self._records(client, **filters)
-        )
+        listed = (self._listed_unfinished or {}).get(region)
+        if listed is not None:  # this run listed the region: two requests saved
+            records = listed.pop(name, [])
+        else:
+            filters = {"owner": self.project_id()}
+            if not name.startswith("in:"):  # Glance reads "in:a,b" as a list of names
+                filters["name"] = name
+            records = self._call(
+                "looking for unfinished uploads", lambda: self._records(client, **filters)
+            )
         for record in records:
-            if record.get("name") != name or record.get("status") not in UNFINISHED_STATUSES:
-                continue
-            if not same_owner(record.get("owner"), self.project_id()):
+            if record.get("name") != name or not self._is_our_leftover(record):
                 continue
             logger.warning(
                 "%s: removing image %s (%s), left %s by an earlier interrupted upload",

@@ -163,11 +163,19 @@ class RegionImages:
     """
 
     def __init__(self, images: Iterable[Image] = ()):
-        self._rows: dict[int, Image] = {}
-        self._by_id: dict[str, list[int]] = {}
-        self._serial = 0
-        for image in images:
-            self.add(image)
+        self._rows: dict[int, Image] = dict(enumerate(images))
+        self._serial = len(self._rows)
+        # Built at the first look-up by id: a region that is only listed needs none.
+        self._index: dict[str, list[int]] | None = None
+
+    @property
+    def _by_id(self) -> dict[str, list[int]]:
+        if self._index is None:
+            index: dict[str, list[int]] = {}
+            for key, image in self._rows.items():
+                index.setdefault(image.id, []).append(key)
+            self._index = index
+        return self._index
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -180,7 +188,8 @@ class RegionImages:
 
     def add(self, image: Image) -> None:
         self._rows[self._serial] = image
-        self._by_id.setdefault(image.id, []).append(self._serial)
+        if self._index is not None:
+            self._index.setdefault(image.id, []).append(self._serial)
         self._serial += 1
 
     def first(self, image_id: str) -> Image | None:

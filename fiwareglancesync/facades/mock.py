@@ -54,6 +54,7 @@ from fiwareglancesync.backup import (
 from fiwareglancesync.config import MASTER, TargetConfig
 from fiwareglancesync.errors import FacadeError, os_reason
 from fiwareglancesync.facades.base import (
+    UNFINISHED_STATUSES,
     ChecksumMismatch,
     Facade,
     ImageData,
@@ -76,7 +77,7 @@ from fiwareglancesync.facades.journal import (
     upload_record,
 )
 from fiwareglancesync.facades.transfer import SourceError, guarded_source, size_checked_chunks
-from fiwareglancesync.image import CsvFormatError, Image, read_csv, write_csv
+from fiwareglancesync.image import CsvFormatError, Image, read_csv, same_owner, write_csv
 from fiwareglancesync.region import RegionRef
 
 logger = logging.getLogger(__name__)
@@ -171,8 +172,12 @@ class MockStore:
         self,
         path: str | os.PathLike[str] | None = None,
         project_ids: dict[str, str] | None = None,
+        read_only: bool = False,
     ):
         self.path = Path(path).absolute() if path is not None else None
+        # A read-only run (--show-status, --dry-run, --make-backup) writes nothing, not
+        # even a compaction: each region is read once, replayed in memory, given away.
+        self.read_only = read_only
         self._memory: dict[str, RegionImages] = {}
         self._memory_project_ids = dict(project_ids or {})
         self._regions: collections.OrderedDict[str, _Region] = collections.OrderedDict()
@@ -253,7 +258,7 @@ class MockStore:
             region = self._build(fullname, locked=False, detached=True)
             if region is None:
                 return None
-            if not region.pending or fullname in self._looked:
+            if self.read_only or not region.pending or fullname in self._looked:
                 self._looked.add(fullname)
                 return region.images.images()  # new objects, nobody else holds them
             region = self._current(fullname, locked=False)  # kept, its journal compacted
@@ -568,8 +573,9 @@ class MockStore:
 
     @_one_thread_at_a_time
     def compact(self, fullname: str) -> None:
-        """Fold the region's journal into its snapshot (a no-op when there is nothing)."""
-        if self.path is None:
+        """Fold the region's journal into its snapshot (a no-op when there is nothing,
+        or the store is read-only)."""
+        if self.path is None or self.read_only:
             return
         with self.locked(fullname):
             region = self._current(fullname, locked=True)
@@ -787,6 +793,9 @@ class MockFacade(Facade):
     def __init__(self, store: MockStore, target: TargetConfig):
         self.store = store
         self.target = target
+        # By region fullname, our unfinished images by name as the last listing found
+        # them: the leftovers an upload of that name removes, as the Glance facade does.
+        self._listed_unfinished: dict[str, dict[str, list[Image]]] = {}
 
     def lock_key(self, region: RegionRef) -> str | None:
         if self.store.path is None:
@@ -818,7 +827,33 @@ class MockFacade(Facade):
         images = self.store.read(region.fullname)
         if images is None:
             raise self._unknown(region)
+        self._listed_unfinished[region.fullname] = self._leftovers_by_name(images)
         return images
+
+    def _leftovers_by_name(self, images: list[Image]) -> dict[str, list[Image]]:
+        found: dict[str, list[Image]] = {}
+        project_id = None
+        for image in images:
+            if image.status in UNFINISHED_STATUSES:
+                project_id = project_id or self.project_id()
+                if same_owner(image.owner, project_id):
+                    found.setdefault(image.name, []).append(image)
+        return found
+
+    def _remove_unfinished(self, region: RegionRef, name: str) -> None:
+        """Delete our images called ``name`` that an earlier upload left unfinished."""
+        listed = self._listed_unfinished.get(region.fullname)
+        if listed is None:  # not listed by this facade: look now
+            listed = self._leftovers_by_name(self.store.read(region.fullname) or [])
+        for leftover in listed.pop(name, []):
+            logger.warning(
+                "%s: removing image %s (%s), left %s by an earlier interrupted upload",
+                region.name,
+                name,
+                leftover.id,
+                leftover.status,
+            )
+            self.store.delete_image(region.fullname, leftover.id)
 
     @names_its_service("the mock store")
     def upload(self, region: RegionRef, image: Image, data: ImageData | None) -> Image:
@@ -826,6 +861,7 @@ class MockFacade(Facade):
         if not self.store.has_region(fullname):
             raise self._unknown(region)  # named before the data is read
         check_data(image, data)
+        self._remove_unfinished(region, image.name)
         # The image as the engine wants it: its fields say whether it is hidden, tagged...
         wanted = image.copy(owner=self.project_id(), region=fullname)
         created = self.store.add_image(fullname, wanted)

@@ -193,3 +193,23 @@ def test_shell_runs_inside_the_application(environ: dict[str, str], tmp_path: Pa
     )
     assert done.returncode == 0, done.stderr
     assert "tasks: 0" in done.stdout
+
+
+def test_a_failed_start_leaves_no_empty_log_file(tmp_path: Path) -> None:
+    """The log file is made at its first record, not when the handler is."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "run.py"), "gunicornserver"],
+        cwd=tmp_path,
+        env={"GLANCESYNC_CONFIG": str(tmp_path / "missing.conf"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "cannot read configuration file" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_what_the_service_leaves_in_a_clone_is_ignored_by_git() -> None:
+    ignored = (REPO / ".gitignore").read_text().splitlines()
+    assert {"glancesyncapi.db", "glancesync-api.log"} <= set(ignored)

@@ -168,11 +168,13 @@ def test_a_member_may_not_publish_and_is_told_so(sync):
     assert sync.named("RegionA", "pub-img") == []
 
 
-def test_an_unknown_region_is_one_line(sync):
+def test_an_unknown_region_is_a_usage_error_in_one_line(sync):
     run = sync.run("Atlantis")
-    assert run.status == 1
-    (error,) = error_lines(run.out)
-    assert error.startswith("ERROR:Atlantis: unknown region Atlantis")
+    assert run.status == 2
+    assert run.out == ""
+    assert run.err.splitlines() == [
+        "ERROR: unknown region Atlantis (regions of target master: Master, RegionA, RegionB)"
+    ]
 
 
 def test_an_unreachable_glance_fails_its_region_only(sync):

@@ -123,12 +123,31 @@ def test_missing_config_file_exits_2(tmp_path):
     assert "cannot read configuration file" in err
 
 
-def test_unknown_region_fails_alone(environ):
-    status, out, _ = run(["Nowhere", "Leon"], environ)
-    assert status == ExitStatus.REGION_FAILED
-    assert "ERROR:Nowhere: unknown region Nowhere" in out
-    assert "INFO:Region Nowhere has finished with errors" in out
-    assert "INFO:Region Leon has finished" in out
+def test_an_unknown_region_is_a_usage_error_before_any_region_is_touched(environ, store):
+    before = _store_bytes(store)
+    status, out, err = run(["Nowhere", "Leon"], environ)
+    assert status == ExitStatus.USAGE
+    assert out == ""
+    assert err == (
+        "ERROR: unknown region Nowhere (regions of target master: Burgos, Leon, Valladolid)\n"
+    )
+    assert _store_bytes(store) == before
+
+
+def test_a_config_item_without_equals_is_a_region_and_an_unknown_one_says_so(environ):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "sync.py"), "--show-status", "--config", "nonsense"],
+        env={**os.environ, **environ},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == ExitStatus.USAGE
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "ERROR: unknown region nonsense (regions of target master: Burgos, Leon, "
+        "Valladolid) (--config nonsense has no '=': it was taken for a region)"
+    ]
 
 
 class FailingUploads(MockFacade):
@@ -403,3 +422,95 @@ def test_backup_format_without_make_backup_is_a_usage_error(environ, capsys):
     status, _, _ = run(["--show-status", "--backup-format", "1"], environ)
     assert status == ExitStatus.USAGE
     assert "--backup-format goes with --make-backup" in capsys.readouterr().err
+
+
+def _store_bytes(store: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(store.iterdir()) if path.is_file()}
+
+
+@pytest.mark.parametrize("mode", ["--show-status", "--dry-run", "--make-backup"])
+def test_a_read_only_run_writes_nothing_to_the_mock_store(
+    environ, store, tmp_path, monkeypatch, mode
+):
+    """Not even a compaction of the records an earlier run left in a journal."""
+    from builders import image, target
+
+    from fiwareglancesync.region import RegionRef
+
+    writer = MockFacade(MockStore(store), target())
+    writer.upload(RegionRef("master", "Burgos"), image("left_by_an_earlier_run"), None)
+    before = _store_bytes(store)
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run([mode, "Burgos"], environ)
+    assert status == ExitStatus.OK, out + err
+    assert _store_bytes(store) == before
+
+
+def test_every_configuration_problem_is_reported_with_the_unknown_options(tmp_path, store):
+    """A duplicate does not hide a bad value, and the warnings are not lost."""
+    config = tmp_path / "glancesync.conf"
+    config.write_text(
+        "[main]\n"
+        "master_region = Valladolid\n"
+        "max_children = many\n"
+        "\n"
+        "[master]\n"
+        "credential = admin,c2VjcmV0,http://127.0.0.1:5000/v3,tenant1\n"
+        "replace = any\n"
+        "colour = blue\n"
+        "replace = any\n"
+        "  continued\n"
+        "\n"
+        "[master]\n"
+        "dontupdate = x\n"
+    )
+    environ = {"GLANCESYNC_CONFIG": str(config), "GLANCESYNC_MOCKPERSISTENT_PATH": str(store)}
+    status, out, err = run(["Leon"], environ)
+    assert status == ExitStatus.USAGE
+    assert out == "WARNING:unknown option master.colour ignored\n"
+    assert err.splitlines() == [
+        f"ERROR: {config}, line 9: option replace appears twice in [master] (option names "
+        "are case-insensitive)",
+        f"ERROR: {config}, line 12: section [master] appears twice",
+        "ERROR: main.max_children: 'many' is not a number",
+    ]
+
+
+@pytest.mark.parametrize(
+    "command, first_line",
+    [
+        (["glancesync", "--help"], "usage: glancesync [-h]"),
+        (["glancesync", "--version"], "glancesync "),
+        (["glancesync-mock", "--help"], "usage: glancesync-mock [-h]"),
+        ([str(ROOT / "sync.py"), "--help"], "usage: sync.py [-h]"),
+        (["-m", "fiwareglancesync.mock", "--help"], "usage: python -m fiwareglancesync.mock"),
+    ],
+)
+def test_help_and_version_name_the_program_as_typed(command, first_line):
+    script = Path(sys.executable).parent / command[0]  # a console script of the venv
+    installed = "/" not in command[0] and script.is_file()
+    argv = [str(script), *command[1:]] if installed else [sys.executable, *command]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(first_line), done.stdout
+
+
+def test_a_sync_removes_a_queued_leftover_as_the_glance_facade_does(environ, store):
+    from fiwareglancesync.config import load_config
+    from fiwareglancesync.image import Image
+
+    master = load_config(environ).targets["master"]
+    writer = MockStore(store)
+    project = MockFacade(writer, master).project_id()
+    left = writer.add_image("Leon", Image("cirros_kernel", "", status="queued", owner=project))
+    assert left is not None
+
+    status, out, _ = run(["Leon"], environ)
+
+    assert status == ExitStatus.OK, out
+    assert (
+        f"WARNING:Leon: removing image cirros_kernel ({left.id}), left queued by an earlier "
+        "interrupted upload" in out.splitlines()
+    )
+    kernels = [i for i in MockStore(store).read("Leon") if i.name == "cirros_kernel"]
+    assert [i.status for i in kernels] == ["active"]  # the leftover is gone

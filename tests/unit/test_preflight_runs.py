@@ -150,21 +150,43 @@ def test_the_data_is_read_from_where_the_method_takes_it(methods, files, from_fi
     assert facade.calls == [call]
 
 
-def test_a_glance_download_reads_nothing_here():
+def test_a_glance_download_reads_the_first_mib_from_the_master():
+    facade = Region(methods=frozenset({"glance-download"}))
+    chooser = sender(facade, heads={"a": bytes(1000)})
+    chooser.send(raw("a"), raw("a"))
+    assert (chooser.reads, facade.calls, chooser.streamed_bytes) == (
+        [("a", False)],
+        ["import a"],
+        1000,
+    )
+
+
+def test_qcow2_data_labelled_raw_is_refused_before_a_glance_download():
     facade = Region(methods=frozenset({"glance-download"}))
     chooser = sender(facade, heads={"a": qcow2_image()})
-    chooser.send(raw("a"), raw("a"))
-    assert (chooser.reads, facade.calls, chooser.streamed_bytes) == ([], ["import a"], 0)
+    with pytest.raises(PreflightRefused, match="its data is qcow2, but its disk_format is raw"):
+        chooser.send(raw("a"), raw("a"))
+    assert facade.calls == []
 
 
 @pytest.mark.parametrize("files", [(), ("a",)], ids=["from the master", "from the file"])
 def test_a_failed_import_is_checked_before_its_fallback_sends_anything(files):
     facade = Region(methods=frozenset({"glance-download"}), imports_fail=True)
     chooser = sender(facade, heads={"a": qcow2_image()}, files=files)
+    reads: list[bool] = []
+
+    def master_unreadable_at_first(master, from_file):
+        # Before the import the master's first MiB cannot be read: the import goes on.
+        reads.append(from_file)
+        if len(reads) == 1:
+            raise RegionError("the master Glance is unreachable")
+        return qcow2_image()
+
+    chooser.read_head = master_unreadable_at_first
     with pytest.raises(PreflightRefused, match="its data is qcow2, but its disk_format is raw"):
         chooser.send(raw("a"), raw("a"))
     assert facade.calls == ["import a"]  # and no upload
-    assert chooser.reads == [("a", bool(files))]
+    assert reads == [False, bool(files)]
 
 
 def test_qcow2_data_labelled_raw_is_refused_when_streamed():
