@@ -6,7 +6,7 @@ import logging
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from fiwareglancesync.app import taskstore
+from fiwareglancesync.app import policy, taskstore
 from fiwareglancesync.app.api.cloud import engine_session, known_region
 from fiwareglancesync.app.state import service, token_required
 from fiwareglancesync.plan import ImageStatus
@@ -26,7 +26,7 @@ def status_json(entry: ImageStatus) -> dict[str, object]:
 
 
 @blueprint.get("/regions/<region>")
-@token_required
+@token_required(policy.STATUS_READ)
 def region_status(region: str) -> Response:
     wanted = request.args.get("image")
     with engine_session() as engine:
@@ -41,7 +41,7 @@ def region_status(region: str) -> Response:
 
 
 @blueprint.post("/regions/<region>")
-@token_required
+@token_required(policy.SYNC_START)
 def start_sync(region: str) -> Response:
     state = service()
     with engine_session() as engine:

@@ -10,7 +10,7 @@ import logging
 
 from flask import Blueprint, Response, jsonify
 
-from fiwareglancesync.app import taskstore
+from fiwareglancesync.app import policy, taskstore
 from fiwareglancesync.app.api.cloud import engine_session, known_region, region_fullname
 from fiwareglancesync.app.errors import ApiError
 from fiwareglancesync.app.state import token_required
@@ -32,7 +32,7 @@ def _fullname(region: str) -> str:
 
 
 @blueprint.get("/regions/<region>/tasks/<task_id>")
-@token_required
+@token_required(policy.TASK_READ)
 def get_task(region: str, task_id: str) -> Response:
     task = taskstore.find_task(_fullname(region), task_id)
     if task is None:
@@ -41,7 +41,7 @@ def get_task(region: str, task_id: str) -> Response:
 
 
 @blueprint.delete("/regions/<region>/tasks/<task_id>")
-@token_required
+@token_required(policy.TASK_DELETE)
 def delete_task(region: str, task_id: str) -> Response:
     outcome = taskstore.delete_task(_fullname(region), task_id)
     if outcome is taskstore.DeleteOutcome.SYNCING:
