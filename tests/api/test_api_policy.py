@@ -114,3 +114,44 @@ def test_the_sample_is_generated_from_the_registered_rules() -> None:
         check=True,
     ).stdout
     assert '#"glancesync:sync:start": "rule:glancesync:admin"' in sample
+
+
+def test_start_join_and_delete_are_audited_with_the_callers_ids(
+    service, engines, caplog: pytest.LogCaptureFixture
+) -> None:
+    from fiwareglancesync.app.extensions import db
+    from fiwareglancesync.app.models import Task, TaskJoin
+
+    app = service(allowed_projects=("other",))
+    client = app.test_client()
+    engines.hold()
+    with caplog.at_level(logging.INFO, logger="fiwareglancesync.app.audit"):
+        first = client.post("/regions/Burgos", headers={"X-Auth-Token": "service-admin"})
+        second = client.post("/regions/Burgos", headers={"X-Auth-Token": "other-project-admin"})
+        task_id = first.get_json()["taskId"]
+        assert second.get_json()["taskId"] == task_id
+        engines.release()
+        wait_for_task(client, "Burgos", task_id, {"X-Auth-Token": "service-admin"})
+        with app.app_context():
+            task = db.session.get(Task, task_id)
+            assert (task.requested_by_id, task.requested_by_domain) == ("a-id", "default")
+            assert task.requested_by_project_id == SERVICE_PROJECT
+        client.delete(f"/regions/Burgos/tasks/{task_id}", headers={"X-Auth-Token": "service-admin"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "fiwareglancesync.app.audit"]
+    assert lines == [
+        f"Task {task_id} started: sync of region Burgos by "
+        f"user=a-id (admin) domain=default project={SERVICE_PROJECT}",
+        f"Task {task_id} joined: sync of region Burgos by user=o-id (admin) domain=default "
+        "project=other",
+        f"Task {task_id} of region Burgos deleted by "
+        f"user=a-id (admin) domain=default project={SERVICE_PROJECT}",
+    ]
+    with app.app_context():
+        joins = db.session.scalars(db.select(TaskJoin)).all()
+        assert [(j.task_id, j.user_id, j.project_id) for j in joins] == [(task_id, "o-id", "other")]
+        assert db.session.get(Task, task_id) is None  # deleted; its start is in the log
+
+
+def wait_for_task(client, region: str, task_id: str, headers: dict[str, str]) -> None:
+    client.application.extensions["glancesync"].runner.wait(30)
+    assert client.get(f"/regions/{region}/tasks/{task_id}", headers=headers).status_code == 200
