@@ -114,6 +114,9 @@ def test_the_sample_is_generated_from_the_registered_rules() -> None:
         check=True,
     ).stdout
     assert '#"glancesync:sync:start": "rule:glancesync:admin"' in sample
+    # The page includes the generated file: it must be what the generator writes now.
+    shipped = Path(__file__).resolve().parents[2] / "doc" / "policy.yaml.sample"
+    assert shipped.read_text(encoding="utf-8") == sample
 
 
 def test_start_join_and_delete_are_audited_with_the_callers_ids(
