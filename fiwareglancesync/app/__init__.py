@@ -28,6 +28,7 @@ from fiwareglancesync.app.database import MIGRATIONS_DIR, configure_database
 from fiwareglancesync.app.errors import register_error_handlers
 from fiwareglancesync.app.extensions import db, migrate
 from fiwareglancesync.app.models import Task
+from fiwareglancesync.app.policy import Policy
 from fiwareglancesync.app.runner import EngineFactory, SyncRunner
 from fiwareglancesync.app.settings import (
     NOAUTH_STRATEGY,
@@ -132,15 +133,22 @@ def _service_state(app: Flask, settings: Settings, environ: Mapping[str, str]) -
         raise SettingsError(problems)
     assert verifier is not None and new_engine is not None
     if (
-        settings.token_cache_seconds > 0
+        (settings.token_cache_seconds > 0 or settings.rejected_token_cache_seconds > 0)
         and not app.config.get("TOKEN_VERIFIER")
         and not isinstance(verifier, UnconfiguredVerifier | NoAuthVerifier)
     ):
-        verifier = CachingVerifier(verifier, settings.token_cache_seconds)
+        verifier = CachingVerifier(
+            verifier,
+            settings.token_cache_seconds,
+            negative_ttl=settings.rejected_token_cache_seconds,
+        )
     runner = SyncRunner(app, new_engine, settings.task_lease_seconds)
     # Every gunicorn worker reports the time the server (not the worker) started.
     started = app.config.get("STARTED_AT") or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    return ServiceState(settings, verifier, new_engine, runner, started)
+    rules = Policy(
+        settings.role, settings.policy_file, settings.allowed_projects, settings.allow_system_scope
+    )
+    return ServiceState(settings, verifier, new_engine, runner, started, rules)
 
 
 def create_app(

@@ -48,11 +48,20 @@ class Identity:
     project_id: str | None
     roles: frozenset[str]
     expires_at: dt.datetime  # aware, UTC
+    # Who, exactly: a user name is unique only within its domain.
+    user_domain_id: str | None = None
+    user_domain_name: str | None = None
+    project_name: str | None = None
+    project_domain_id: str | None = None
+    system_scoped: bool = False
 
 
 class TokenVerifier(Protocol):
     def verify(self, token: str) -> Identity:
         """Return the token's identity, or raise InvalidToken / AuthUnavailable."""
+
+    def service_project_id(self) -> str | None:
+        """The project of the service's own credential (None when there is none)."""
 
 
 # --------------------------------------------------------------------------- Keystone
@@ -69,6 +78,11 @@ def identity_from_access(access: Any) -> Identity:
         project_id=access.project_id,
         roles=frozenset(access.role_names or ()),
         expires_at=expires,
+        user_domain_id=access.user_domain_id,
+        user_domain_name=access.user_domain_name,
+        project_name=access.project_name,
+        project_domain_id=access.project_domain_id,
+        system_scoped=bool(getattr(access, "system_scoped", False)),
     )
 
 
@@ -114,6 +128,15 @@ class KeystoneVerifier:
 
     def session(self) -> Any:
         return self.client().session
+
+    def service_project_id(self) -> str | None:
+        """Read from the service's own token, so that any kind of credential works."""
+        session = self.session()
+        try:
+            return session.auth.get_access(session).project_id
+        except Exception as error:  # noqa: BLE001 - Keystone down: no project, all refused
+            logger.error("cannot read the service's own project: %s", type(error).__name__)
+            return None
 
     def _own_token(self, keystone: Any) -> None:
         """The service's own token (cached, or asked for): a refusal there is our
@@ -204,8 +227,11 @@ class _Entry:
 class CachingVerifier:
     """Remembers valid tokens for ``ttl`` seconds, never past their expiry.
 
-    Failures are not remembered: a caller who fixes their token is not kept out, and a
-    Keystone outage ends for everybody as soon as Keystone answers again.
+    Tokens Keystone rejected are remembered too, for ``negative_ttl`` seconds (a few)
+    and at most ``max_rejected`` of them, so that one bad token repeated is not a flood
+    of validations at Keystone; a caller who fixes their token uses another token, so is
+    not kept out. A Keystone outage is never remembered: it ends for everybody as soon
+    as Keystone answers again.
     """
 
     def __init__(
@@ -214,13 +240,21 @@ class CachingVerifier:
         ttl: float,
         clock: Clock = now_utc,
         max_entries: int = 4096,
+        negative_ttl: float = 5.0,
+        max_rejected: int = 1024,
     ):
         self.inner = inner
         self.ttl = dt.timedelta(seconds=ttl)
+        self.negative_ttl = dt.timedelta(seconds=negative_ttl)
         self.clock = clock
         self.max_entries = max_entries
+        self.max_rejected = max_rejected
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._rejected: OrderedDict[str, dt.datetime] = OrderedDict()
         self._lock = threading.Lock()
+
+    def service_project_id(self) -> str | None:
+        return self.inner.service_project_id()
 
     def verify(self, token: str) -> Identity:
         key = hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
@@ -230,12 +264,28 @@ class CachingVerifier:
             if entry is not None and now < entry.until:
                 return entry.identity
             self._entries.pop(key, None)
-        identity = self.inner.verify(token)
+            rejected_until = self._rejected.get(key)
+            if rejected_until is not None and now < rejected_until:
+                raise InvalidToken("the token was rejected moments ago")
+            self._rejected.pop(key, None)
+        try:
+            identity = self.inner.verify(token)
+        except InvalidToken:
+            self._reject(key, now)
+            raise
         if now >= identity.expires_at:
             raise InvalidToken("the token has expired")
         if self.ttl.total_seconds() > 0:
             self._remember(key, _Entry(identity, min(now + self.ttl, identity.expires_at)))
         return identity
+
+    def _reject(self, key: str, now: dt.datetime) -> None:
+        if self.negative_ttl.total_seconds() <= 0:
+            return
+        with self._lock:
+            self._rejected[key] = now + self.negative_ttl
+            while len(self._rejected) > self.max_rejected:
+                self._rejected.popitem(last=False)
 
     def _remember(self, key: str, entry: _Entry) -> None:
         with self._lock:
@@ -247,10 +297,19 @@ class CachingVerifier:
 class StaticVerifier:
     """A verifier from a fixed table of tokens: for tests and local experiments."""
 
-    def __init__(self, identities: dict[str, Identity], unavailable: bool = False):
+    def __init__(
+        self,
+        identities: dict[str, Identity],
+        unavailable: bool = False,
+        service_project: str | None = None,
+    ):
         self.identities = identities
         self.unavailable = unavailable
+        self.service_project = service_project
         self.calls = 0
+
+    def service_project_id(self) -> str | None:
+        return self.service_project
 
     def verify(self, token: str) -> Identity:
         self.calls += 1
@@ -267,6 +326,9 @@ class UnconfiguredVerifier:
 
     def __init__(self, missing: list[str]):
         self.missing = list(missing)
+
+    def service_project_id(self) -> str | None:
+        return None
 
     def verify(self, token: str) -> Identity:
         raise AuthUnavailable(
@@ -298,12 +360,15 @@ class NoAuthVerifier:
     def verify(self, token: str) -> Identity:
         return self.identity
 
+    def service_project_id(self) -> str | None:
+        return None
+
 
 # --------------------------------------------------------------------------- requests
 
 
-def authenticate(verifier: TokenVerifier, role: str, token: str | None) -> Identity:
-    """The caller's identity; an ApiError (401, 403, 503) when they may not go on."""
+def authenticate(verifier: TokenVerifier, token: str | None) -> Identity:
+    """The caller's identity; an ApiError (401, 503) when the token cannot be used."""
     if getattr(verifier, "accepts_anyone", False):
         return verifier.verify(token or "")
     if not token:
@@ -314,6 +379,15 @@ def authenticate(verifier: TokenVerifier, role: str, token: str | None) -> Ident
         raise ApiError(401, description="the token is not valid") from None
     except AuthUnavailable as error:
         raise ApiError(503, description=str(error)) from None
-    if role not in identity.roles:
-        raise ApiError(403, f"Role is not {role}")
     return identity
+
+
+def who(identity: Identity | None) -> str:
+    """The caller as one audit log field: ids, never the token."""
+    if identity is None:
+        return "user=- domain=- project=-"
+    scope = "system" if identity.system_scoped else (identity.project_id or "-")
+    return (
+        f"user={identity.user_id} ({identity.user_name}) "
+        f"domain={identity.user_domain_id or '-'} project={scope}"
+    )

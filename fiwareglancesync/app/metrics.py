@@ -31,6 +31,10 @@ from fiwareglancesync.app.models import TASK_STATUSES, Task
 from fiwareglancesync.app.multiproc import METRICS_EXTENSION as EXTENSION
 from fiwareglancesync.app.multiproc import MULTIPROCESS_VARIABLE
 
+# Label values come from closed sets, so nobody can grow /metrics by inventing methods
+# or paths: anything else is counted as "other".
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER = "other"
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 5, 10, 30)
 SYNC_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 
@@ -97,6 +101,8 @@ class ServiceMetrics:
         return generate_latest(registry)
 
     def observe_sync(self, region: str, outcome: str, seconds: float) -> None:
+        # Regions are the configured targets' (a closed set: a request for an unknown
+        # region is refused before a sync starts), never image names.
         self.syncs.labels(region, outcome).observe(seconds)
 
 
@@ -108,10 +114,18 @@ def _count(response: Response) -> Response:
     metrics: ServiceMetrics | None = current_app.extensions.get(EXTENSION)
     started = g.get("metrics_started")
     if metrics is not None and started is not None:
-        endpoint = request.url_rule.rule if request.url_rule is not None else "(no route)"
-        metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
-        metrics.latency.labels(endpoint, request.method).observe(time.perf_counter() - started)
+        endpoint, method, code = request_labels(response.status_code)
+        metrics.requests.labels(endpoint, method, code).inc()
+        metrics.latency.labels(endpoint, method).observe(time.perf_counter() - started)
     return response
+
+
+def request_labels(status_code: int) -> tuple[str, str, str]:
+    """The route template (never the path), a known method, a real status code."""
+    endpoint = request.url_rule.rule if request.url_rule is not None else "(no route)"
+    method = request.method if request.method in KNOWN_METHODS else OTHER
+    code = str(status_code) if 100 <= status_code <= 599 else OTHER
+    return endpoint, method, code
 
 
 def metrics_view() -> Response:

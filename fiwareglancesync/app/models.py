@@ -39,6 +39,11 @@ class Task(db.Model):  # type: ignore[name-defined,misc]
     status: Mapped[str] = mapped_column(String(16))
     requested_by: Mapped[str | None] = mapped_column(String(255))  # Keystone user name
     requested_by_id: Mapped[str | None] = mapped_column(String(64))  # and its id
+    # The rest of who asked: a user name is unique only in its domain, and the project
+    # says which of the policy's projects let them in.
+    requested_by_domain: Mapped[str | None] = mapped_column(String(64))
+    requested_by_project_id: Mapped[str | None] = mapped_column(String(64))
+    requested_by_project_name: Mapped[str | None] = mapped_column(String(255))
     message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -73,3 +78,18 @@ class Task(db.Model):  # type: ignore[name-defined,misc]
 
 def iso(moment: dt.datetime | None) -> str | None:
     return None if moment is None else moment.replace(microsecond=0).isoformat() + "Z"
+
+
+class TaskJoin(db.Model):  # type: ignore[name-defined,misc]
+    """A POST that found the region already syncing and joined its task: who, when."""
+
+    __tablename__ = "task_join"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(String(36), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    user_name: Mapped[str | None] = mapped_column(String(255))
+    user_domain: Mapped[str | None] = mapped_column(String(64))
+    project_id: Mapped[str | None] = mapped_column(String(64))
+    project_name: Mapped[str | None] = mapped_column(String(255))
+    joined_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

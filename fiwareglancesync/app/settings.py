@@ -138,6 +138,14 @@ class Settings:
     api_info_url: str = "http://fiware-glancesync.readthedocs.org/en/latest/"
     role: str = "admin"
     token_cache_seconds: float = 30.0
+    # How long a token Keystone rejected is answered 401 without asking again (0: never).
+    rejected_token_cache_seconds: float = 5.0
+    # Authorization (fiwareglancesync.app.policy): an operator's oslo.policy file, the
+    # projects besides the service's own whose admins are GlanceSync admins, and whether
+    # a system-scoped admin is one.
+    policy_file: str | None = None
+    allowed_projects: tuple[str, ...] = ()
+    allow_system_scope: bool = False
     # How long the master's listing is reused by the requests of a worker (0: never).
     master_cache_seconds: float = 2.0
     task_lease_seconds: float = 60.0
@@ -166,6 +174,13 @@ _SERVICE_OPTIONS: dict[tuple[str, str], tuple[str, Callable[[str], Any]]] = {
     ("glancesync", "API_INFO_URL"): ("api_info_url", str),
     ("glancesync", "ROLE"): ("role", str),
     ("glancesync", "TOKEN_CACHE_SECONDS"): ("token_cache_seconds", float),
+    ("glancesync", "REJECTED_TOKEN_CACHE_SECONDS"): ("rejected_token_cache_seconds", float),
+    ("glancesync", "POLICY_FILE"): ("policy_file", str),
+    ("glancesync", "ALLOWED_PROJECTS"): (
+        "allowed_projects",
+        lambda text: tuple(text.replace(",", " ").split()),
+    ),
+    ("glancesync", "ALLOW_SYSTEM_SCOPE"): ("allow_system_scope", parse_bool),
     ("glancesync", "MASTER_CACHE_SECONDS"): ("master_cache_seconds", float),
     ("glancesync", "TASK_LEASE_SECONDS"): ("task_lease_seconds", float),
     ("glancesync", "AUTH_STRATEGY"): ("auth_strategy", str),
@@ -175,7 +190,7 @@ _SERVICE_OPTIONS: dict[tuple[str, str], tuple[str, Callable[[str], Any]]] = {
     ("gunicorn", "TIMEOUT"): ("timeout", int),
 }
 _POSITIVE = {"port", "workers", "threads", "timeout", "task_lease_seconds"}
-_NOT_NEGATIVE = {"token_cache_seconds", "master_cache_seconds"}
+_NOT_NEGATIVE = {"rejected_token_cache_seconds", "token_cache_seconds", "master_cache_seconds"}
 _LOGLEVELS = {"debug", "info", "warning", "error", "critical"}
 
 
@@ -283,7 +298,11 @@ def _service_values(parser: configparser.ConfigParser, problems: list[str]) -> d
         try:
             value = convert(text)
         except ValueError:
-            problems.append(f"[{section}] {option} = {text!r} is not a valid number")
+            kind = "a yes or no" if convert is parse_bool else "a valid number"
+            problems.append(f"[{section}] {option} = {text!r} is not {kind}")
+            continue
+        if name == "policy_file" and not os.path.isfile(value):
+            problems.append(f"[{section}] {option} = {text}: no such file")
             continue
         if isinstance(value, float) and not math.isfinite(value):
             problems.append(f"[{section}] {option} = {text!r} is not a finite number")

@@ -15,12 +15,13 @@ import os
 import socket
 import threading
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fiwareglancesync.app.extensions import db
-from fiwareglancesync.app.models import FAILED, SYNCING, Task, new_task_id, utcnow
+from fiwareglancesync.app.models import FAILED, SYNCING, Task, TaskJoin, new_task_id, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +65,40 @@ def _lease_end(lease_seconds: float) -> dt.datetime:
     return utcnow() + dt.timedelta(seconds=lease_seconds)
 
 
-def claim_region(region: str, requested_by: tuple[str, str] | None, lease_seconds: float) -> Claim:
+class Caller(NamedTuple):
+    """Who asked, as the audit trail keeps it (a plain (name, id) pair is one too)."""
+
+    name: str | None
+    user_id: str | None
+    domain: str | None = None
+    project_id: str | None = None
+    project_name: str | None = None
+
+
+def record_join(task: Task, caller: Caller) -> None:
+    """A POST that found its region syncing: remembered with the task it joined."""
+    db.session.add(
+        TaskJoin(
+            task_id=task.id,
+            user_id=caller.user_id,
+            user_name=caller.name,
+            user_domain=caller.domain,
+            project_id=caller.project_id,
+            project_name=caller.project_name,
+        )
+    )
+    db.session.commit()
+
+
+def claim_region(
+    region: str, requested_by: tuple[str | None, ...] | None, lease_seconds: float
+) -> Claim:
     """Create a syncing task for the region, or return the one already syncing it.
 
     The unique index on syncing tasks decides between concurrent callers: exactly one
     INSERT succeeds, the others read the winner.
     """
-    name, user_id = requested_by or (None, None)
+    caller = Caller(*requested_by) if requested_by else Caller(None, None)
     for _ in range(CLAIM_ATTEMPTS):
         reap_expired(region)
         now = utcnow()
@@ -78,8 +106,11 @@ def claim_region(region: str, requested_by: tuple[str, str] | None, lease_second
             id=new_task_id(),
             region=region,
             status=SYNCING,
-            requested_by=name,
-            requested_by_id=user_id,
+            requested_by=caller.name,
+            requested_by_id=caller.user_id,
+            requested_by_domain=caller.domain,
+            requested_by_project_id=caller.project_id,
+            requested_by_project_name=caller.project_name,
             created_at=now,
             updated_at=now,
             owner=process_owner(),

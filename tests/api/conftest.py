@@ -61,7 +61,9 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def verifier() -> StaticVerifier:
-    return StaticVerifier(tokens(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)))
+    return StaticVerifier(
+        tokens(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)), service_project="project-id"
+    )
 
 
 @pytest.fixture

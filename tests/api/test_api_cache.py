@@ -44,7 +44,10 @@ def client_for(tmp_path: Path, master_cache_seconds: float, scenario: Path = EXA
         database_uri=f"sqlite:///{tmp_path}/db.sqlite", master_cache_seconds=master_cache_seconds
     )
     app = create_app(
-        {"GLANCESYNC_SETTINGS": settings, "TOKEN_VERIFIER": StaticVerifier(tokens(LATER))},
+        {
+            "GLANCESYNC_SETTINGS": settings,
+            "TOKEN_VERIFIER": StaticVerifier(tokens(LATER), service_project="project-id"),
+        },
         environ={
             "GLANCESYNC_CONFIG": str(scenario / "glancesync.conf"),
             "GLANCESYNC_MOCKPERSISTENT_PATH": str(store),

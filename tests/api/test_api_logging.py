@@ -114,7 +114,11 @@ def test_requests_never_log_the_callers_token(
 ) -> None:
     identities = tokens(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
     identities[SECRET_TOKEN] = identities["admin-token"]
-    app: Flask = make_app(Settings(database_uri=sqlite_url), StaticVerifier(identities), engines)
+    app: Flask = make_app(
+        Settings(database_uri=sqlite_url),
+        StaticVerifier(identities, service_project="project-id"),
+        engines,
+    )
     capture = Capture()
     root = logging.getLogger()
     root.addHandler(capture)

@@ -67,3 +67,17 @@ def test_tasks_by_state_and_sync_durations(client: FlaskClient) -> None:
 
 def test_metrics_need_no_token(client: FlaskClient) -> None:
     assert client.get("/metrics").status_code == 200
+
+
+def test_invented_methods_and_paths_do_not_grow_the_metrics(client: FlaskClient) -> None:
+    client.get("/metrics")  # the first scrape's own line is then counted
+    before = len(client.get("/metrics").data)
+    for n in range(300):
+        client.open(f"/no/such/path/{n}", method=f"INVENTED{n}")
+        client.open(f"/regions/R{n}", method=f"X{n}")
+    body = client.get("/metrics").data.decode()
+    assert "INVENTED" not in body and "/no/such/path" not in body
+    assert 'method="other"' in body
+    # The few new label sets (other method, 404 and 405 codes), not 600 new lines.
+    assert len(body) < before + 20_000
+    print(f"/metrics: {before} bytes before, {len(body)} after 600 invented requests")

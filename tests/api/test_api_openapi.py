@@ -39,7 +39,9 @@ CHECKS = [
 @pytest.fixture(scope="module")
 def document_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     directory = tmp_path_factory.mktemp("openapi")
-    verifier = StaticVerifier(tokens(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)))
+    verifier = StaticVerifier(
+        tokens(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)), service_project="project-id"
+    )
     app = make_app(Settings(database_uri=f"sqlite:///{directory}/api.db"), verifier, EngineSwitch())
     yield app
     app.extensions["glancesync"].runner.wait(30)

@@ -6,9 +6,10 @@ import logging
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from fiwareglancesync.app import taskstore
+from fiwareglancesync.app import policy, taskstore
 from fiwareglancesync.app.api.cloud import engine_session, known_region
-from fiwareglancesync.app.state import service, token_required
+from fiwareglancesync.app.auth import who
+from fiwareglancesync.app.state import audit, service, token_required
 from fiwareglancesync.plan import ImageStatus
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ def status_json(entry: ImageStatus) -> dict[str, object]:
 
 
 @blueprint.get("/regions/<region>")
-@token_required
+@token_required(policy.STATUS_READ)
 def region_status(region: str) -> Response:
     wanted = request.args.get("image")
     with engine_session() as engine:
@@ -41,17 +42,25 @@ def region_status(region: str) -> Response:
 
 
 @blueprint.post("/regions/<region>")
-@token_required
+@token_required(policy.SYNC_START)
 def start_sync(region: str) -> Response:
     state = service()
     with engine_session() as engine:
         fullname = known_region(engine, region).fullname
     identity = g.identity
-    claim = taskstore.claim_region(
-        fullname, (identity.user_name, identity.user_id), state.settings.task_lease_seconds
+    caller = taskstore.Caller(
+        identity.user_name,
+        identity.user_id,
+        identity.user_domain_id,
+        identity.project_id,
+        identity.project_name,
     )
+    claim = taskstore.claim_region(fullname, caller, state.settings.task_lease_seconds)
     task = claim.task
     if claim.created:
-        logger.info("Task %s: sync of region %s asked by %s", task.id, fullname, task.requested_by)
+        audit.info("Task %s started: sync of region %s by %s", task.id, fullname, who(identity))
         state.runner.start(task.id, fullname, task.owner)
+    else:
+        taskstore.record_join(task, caller)
+        audit.info("Task %s joined: sync of region %s by %s", task.id, fullname, who(identity))
     return jsonify({"taskId": task.id, "status": task.status})

@@ -11,6 +11,7 @@ import logging
 
 from flask import Blueprint, Response, jsonify
 
+from fiwareglancesync.app import policy
 from fiwareglancesync.app.api.cloud import engine_session
 from fiwareglancesync.app.state import token_required
 from fiwareglancesync.config import MASTER
@@ -46,7 +47,7 @@ def federation_report(engine: GlanceSync) -> StatusReport:
 
 
 @blueprint.get("/status.json")
-@token_required
+@token_required(policy.STATUS_READ)
 def status_json() -> Response:
     with engine_session() as engine:
         report = federation_report(engine)
@@ -54,7 +55,7 @@ def status_json() -> Response:
 
 
 @blueprint.get("/status")
-@token_required
+@token_required(policy.STATUS_READ)
 def status_page() -> Response:
     with engine_session() as engine:
         report = federation_report(engine)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, g, jsonify
 
-from fiwareglancesync.app import taskstore
+from fiwareglancesync.app import policy, taskstore
 from fiwareglancesync.app.api.cloud import engine_session, known_region, region_fullname
+from fiwareglancesync.app.auth import who
 from fiwareglancesync.app.errors import ApiError
-from fiwareglancesync.app.state import token_required
+from fiwareglancesync.app.state import audit, token_required
 
 logger = logging.getLogger(__name__)
 blueprint = Blueprint("tasks", __name__)
@@ -32,7 +33,7 @@ def _fullname(region: str) -> str:
 
 
 @blueprint.get("/regions/<region>/tasks/<task_id>")
-@token_required
+@token_required(policy.TASK_READ)
 def get_task(region: str, task_id: str) -> Response:
     task = taskstore.find_task(_fullname(region), task_id)
     if task is None:
@@ -41,13 +42,13 @@ def get_task(region: str, task_id: str) -> Response:
 
 
 @blueprint.delete("/regions/<region>/tasks/<task_id>")
-@token_required
+@token_required(policy.TASK_DELETE)
 def delete_task(region: str, task_id: str) -> Response:
     outcome = taskstore.delete_task(_fullname(region), task_id)
     if outcome is taskstore.DeleteOutcome.SYNCING:
         raise ApiError(409, "Task is still syncing")
     if outcome is taskstore.DeleteOutcome.MISSING:
         raise _not_found(region)
-    logger.info("Task %s of region %s deleted", task_id, region)
+    audit.info("Task %s of region %s deleted by %s", task_id, region, who(g.identity))
     # Nothing to say, as a body that parses: every answer of the service is JSON.
     return jsonify({})
