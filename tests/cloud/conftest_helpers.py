@@ -1,7 +1,7 @@
 """One test cloud per test session, whichever conftests ask for it.
 
-``tests/integration/conftest.py`` defines the ``cloud`` fixture; other directories' conftests
-may import it. pytest then holds one session fixture per directory, and may even load the
+``tests/fixtures/cloud.py`` defines the ``cloud`` fixture; each suite's conftest that
+needs it imports it. pytest then holds one session fixture per directory, and may even load the
 defining conftest twice under two module names. The state lives here, in a module imported
 under the single name ``tests.cloud.conftest_helpers``, so every copy of the fixture gets the
 same servers: a second cloud would double the start-up time and the memory.

@@ -27,7 +27,7 @@ from fiwareglancesync.facades.mock import MockFacade, MockStore  # noqa: E402
 from fiwareglancesync.image import Image  # noqa: E402
 
 # The test cloud, shared with tests/integration (see the note in glance_world below).
-from tests.integration.conftest import cloud  # noqa: E402, F401
+from tests.fixtures.cloud import cloud  # noqa: E402, F401
 
 MASTER_REGIONS = ["Master", "RegionA", "RegionB"]
 OTHER_REGIONS = ["RegionC"]
