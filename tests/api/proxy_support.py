@@ -75,11 +75,16 @@ class Endpoint:
         return socket.create_connection(("127.0.0.1", self.port))
 
 
-def _wait_answering(endpoint: Endpoint, process: subprocess.Popen[bytes], output: Path) -> None:
+def _wait_answering(
+    endpoint: Endpoint,
+    process: subprocess.Popen[bytes],
+    output: Path,
+    statuses: tuple[int, ...] | None = None,
+) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         with contextlib.suppress(OSError, http.client.HTTPException):
-            if endpoint.get("/", timeout=2)[0] == 200:
+            if endpoint.get("/", timeout=2)[0] in (statuses or (200,)):
                 return
         if process.poll() is not None:
             raise RuntimeError(f"exited {process.returncode}: {output.read_text()[-3000:]}")
@@ -149,8 +154,11 @@ def nginx_config(workdir: Path, port: int, socket_path: str) -> str:
 
 
 @contextlib.contextmanager
-def nginx(workdir: Path, upstream: Endpoint) -> Iterator[Endpoint]:
-    """nginx in the foreground on 127.0.0.1, in front of ``upstream``'s unix socket."""
+def nginx(workdir: Path, upstream: Endpoint, ready: bool = True) -> Iterator[Endpoint]:
+    """nginx in the foreground on 127.0.0.1, in front of ``upstream``'s unix socket.
+
+    With ``ready``, until ``GET /`` answers 200 through it; else until it answers at all.
+    """
     binary = nginx_binary()
     assert binary, "nginx is not installed (run_tests.sh installs Debian's nginx)"
     assert upstream.socket_path is not None
@@ -165,10 +173,24 @@ def nginx(workdir: Path, upstream: Endpoint) -> Iterator[Endpoint]:
             [*argv, "-g", "daemon off;"], stdout=sink, stderr=subprocess.STDOUT
         )
     try:
-        _wait_answering(endpoint, process, output)
+        _wait_answering(endpoint, process, output, None if ready else (200, 502))
         yield endpoint
     finally:
         _stop(process, signal.SIGQUIT)  # nginx's graceful stop
+
+
+def exchange(endpoint: Endpoint, data: bytes, timeout: float) -> bytes:
+    """Send ``data`` raw, then read everything until the server closes."""
+    client = endpoint.open()
+    try:
+        client.settimeout(timeout)
+        client.sendall(data)
+        received = b""
+        while chunk := client.recv(65536):  # a timeout here fails the caller
+            received += chunk
+        return received
+    finally:
+        client.close()
 
 
 @contextlib.contextmanager
