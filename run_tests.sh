@@ -23,6 +23,20 @@ if ! [ -x /usr/bin/chromium ] || ! [ -x /usr/bin/chromedriver ]; then
       DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium chromium-driver >/dev/null; } ||
         echo "== could not install chromium: the browser tests will fail"
 fi
+if ! command -v nginx >/dev/null 2>&1 && ! [ -x /usr/sbin/nginx ]; then
+    # The reverse-proxy tests run the shipped docker/nginx.conf with Debian's nginx.
+    echo "== installing nginx (Debian package)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    { $SUDO apt-get update -q >/dev/null &&
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nginx >/dev/null; } ||
+        echo "== could not install nginx: the reverse-proxy tests will fail"
+    # The tests start their own nginx on 127.0.0.1; where systemd started Debian's
+    # default site (port 80, every address) on install, stop it again.
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/dev/null; then
+        $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true
+    fi
+fi
 echo "== installing the test cloud (Keystone, Glance) into .cloud-venv"
 .venv/bin/python tests/cloud/install.py
 echo "== ruff"

@@ -8,6 +8,9 @@
 #                                     glancesync-api shell, sh...
 #
 # Environment (all optional; options given after `serve` win):
+#   GLANCESYNC_SOCKET    a unix socket to listen on instead of HOST:PORT, for a reverse
+#                        proxy (docker/compose.yaml: /run/glancesync/api.sock behind nginx);
+#                        when set, GLANCESYNC_HOST and GLANCESYNC_PORT are not used
 #   GLANCESYNC_HOST      address gunicorn listens on (the image sets 0.0.0.0)
 #   GLANCESYNC_PORT      port (default: PORT of the settings file, else 8080)
 #   GLANCESYNC_WORKERS   worker processes (default: WORKERS of the settings file)
@@ -30,8 +33,12 @@ upgrade() {
 serve() {
     upgrade
     options=""
-    if [ -n "${GLANCESYNC_HOST:-}" ]; then options="$options --host $GLANCESYNC_HOST"; fi
-    if [ -n "${GLANCESYNC_PORT:-}" ]; then options="$options --port $GLANCESYNC_PORT"; fi
+    if [ -n "${GLANCESYNC_SOCKET:-}" ]; then
+        options="$options --socket $GLANCESYNC_SOCKET"
+    else
+        if [ -n "${GLANCESYNC_HOST:-}" ]; then options="$options --host $GLANCESYNC_HOST"; fi
+        if [ -n "${GLANCESYNC_PORT:-}" ]; then options="$options --port $GLANCESYNC_PORT"; fi
+    fi
     if [ -n "${GLANCESYNC_WORKERS:-}" ]; then options="$options --workers $GLANCESYNC_WORKERS"; fi
     log "starting gunicorn:$options $*"
     # exec: gunicorn becomes this process, so `docker stop` (SIGTERM) reaches it.

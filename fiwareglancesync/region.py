@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from fiwareglancesync.config import MASTER
 from fiwareglancesync.errors import UsageError
 
-# A region name becomes a file name (backups, --parallel logs): no path separators.
-_FORBIDDEN = ("/", "\x00")
+# A region name becomes a file name (backups, --parallel logs): no path separator, and
+# no NUL, which no file name can hold. Each is named as the message shows it.
+_FORBIDDEN = {"/": "'/'", "\x00": "a NUL character (\\x00)"}
 
 
 @dataclass(frozen=True, order=True)
@@ -27,8 +28,9 @@ class RegionRef:
         """``'Region'``, ``'target:Region'`` or ``'master:Region'``; a UsageError otherwise."""
         if text.count(":") > 1:
             raise UsageError(f"bad region name {text!r}: use Region or target:Region")
-        if any(character in text for character in _FORBIDDEN):
-            raise UsageError(f"bad region name {text!r}: a region name cannot contain '/'")
+        for character, shown in _FORBIDDEN.items():
+            if character in text:
+                raise UsageError(f"bad region name {text!r}: a region name cannot contain {shown}")
         target, _, name = text.rpartition(":")
         if not name:
             raise UsageError(f"bad region name {text!r}: the region is missing")

@@ -27,6 +27,7 @@ from fiwareglancesync.app.config import ProductionConfig
 from fiwareglancesync.app.database import MIGRATIONS_DIR, configure_database
 from fiwareglancesync.app.errors import register_error_handlers
 from fiwareglancesync.app.extensions import db, migrate
+from fiwareglancesync.app.framing import install as install_framing_checks
 from fiwareglancesync.app.models import Task
 from fiwareglancesync.app.policy import Policy
 from fiwareglancesync.app.runner import EngineFactory, SyncRunner
@@ -185,6 +186,7 @@ def create_app(
     from fiwareglancesync.app.metrics import install as install_metrics
 
     install_metrics(app)
+    install_framing_checks(app)
     app.shell_context_processor(lambda: {"db": db, "Task": Task})
     if not app.config.get("DATABASE_ONLY"):
         app.extensions[EXTENSION] = _service_state(app, settings, environ)

@@ -12,6 +12,7 @@ import atexit
 import datetime as dt
 import logging
 import os
+import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -43,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     gunicorn.add_argument("-p", "--port", type=int, help="port to listen on (settings: PORT)")
     gunicorn.add_argument(
         "-w", "--workers", type=int, help="worker processes, usually 2 * cores + 1"
+    )
+    # Behind a reverse proxy: a unix socket that only the proxy's user can reach.
+    gunicorn.add_argument(
+        "--socket",
+        metavar="PATH",
+        help="listen on this unix socket instead of HOST:PORT (for a reverse proxy)",
     )
     commands.add_parser("shell", help="A Python shell inside the application context.")
     commands.add_parser("db", help="Database migrations: `run.py db upgrade`, `db --help`.")
@@ -180,7 +187,7 @@ def run_gunicorn(
 ) -> int:
     from fiwareglancesync.app.multiproc import prepare_multiprocess_directory
 
-    _check_bind(settings, args.host or settings.host, environ)
+    bind = _gunicorn_bind(args, settings, environ)
     # Before the application (and prometheus_client) is imported: the workers' metrics.
     prepare_multiprocess_directory()
     from fiwareglancesync.app import create_app
@@ -192,7 +199,7 @@ def run_gunicorn(
     with checked.app_context():
         db.engine.dispose()
     options = {
-        "bind": f"{args.host or settings.host}:{args.port or settings.port}",
+        "bind": bind,
         "workers": args.workers or settings.workers,
         "threads": settings.threads,
         "worker_class": "gthread",
@@ -215,6 +222,35 @@ def _file_logging(settings: Settings, environ: Mapping[str, str]) -> str:
     from fiwareglancesync.app.logs import configure_logging
 
     return configure_logging(environ, settings.loglevel, settings.keystone.secrets())
+
+
+def _gunicorn_bind(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> str:
+    """gunicorn's ``bind``: ``HOST:PORT``, or ``unix:PATH`` with ``--socket``."""
+    if not args.socket:
+        _check_bind(settings, args.host or settings.host, environ)
+        return f"{args.host or settings.host}:{args.port or settings.port}"
+    problem = _socket_problem(args.socket)
+    if problem:
+        raise SettingsError([problem])
+    # Only processes of this host can reach a unix socket: as local as loopback.
+    _check_bind(settings, "localhost", environ)
+    return f"unix:{args.socket}"
+
+
+def _socket_problem(path: str) -> str | None:
+    """What would make gunicorn fail late (retrying, or with a traceback) on ``path``."""
+    where = os.path.abspath(path)
+    folder = os.path.dirname(where)
+    if not os.path.isdir(folder):
+        return f"--socket {path}: the directory {folder} does not exist"
+    try:
+        mode = os.lstat(where).st_mode
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISSOCK(mode):
+        # gunicorn replaces an old socket, but must not delete anything else.
+        return f"--socket {path}: exists and is not a socket"
+    return None
 
 
 def _check_bind(settings: Settings, host: str, environ: Mapping[str, str]) -> None:
@@ -249,6 +285,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return int(done.code or 0)
         if args.command is None:
             parser.print_help(sys.stderr)
+            return ExitStatus.USAGE
+        if args.command == "gunicornserver" and args.socket and (args.host or args.port):
+            print("ERROR: --socket cannot go with --host or --port", file=sys.stderr)
             return ExitStatus.USAGE
         settings = load_settings(environ)
         if args.command == "shell":

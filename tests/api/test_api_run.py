@@ -213,3 +213,45 @@ def test_a_failed_start_leaves_no_empty_log_file(tmp_path: Path) -> None:
 def test_what_the_service_leaves_in_a_clone_is_ignored_by_git() -> None:
     ignored = (REPO / ".gitignore").read_text().splitlines()
     assert {"glancesyncapi.db", "glancesync-api.log"} <= set(ignored)
+
+
+def test_gunicornserver_can_listen_on_a_unix_socket(
+    environ: dict[str, str], served: dict[str, Any], tmp_path: Path
+) -> None:
+    assert main(["db", "upgrade"], environ) == 0
+    path = tmp_path / "api.sock"
+    assert main(["gunicornserver", "--socket", str(path)], environ) == 0
+    assert served["gunicorn"]["bind"] == f"unix:{path}"
+    assert served["cfg"].address == [str(path)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--socket", "{tmp}/no/such/dir/api.sock"],
+            "the directory {tmp}/no/such/dir does not exist",
+        ),
+        (["--socket", "{tmp}/glancesync-api.cfg"], "exists and is not a socket"),
+        (["--socket", "{tmp}/api.sock", "-p", "8282"], "--socket cannot go with --host or --port"),
+        (["--socket", "{tmp}/api.sock", "-H", "127.0.0.1"], "--socket cannot go with"),
+    ],
+)
+def test_a_bad_socket_is_one_line_and_exit_2(
+    environ: dict[str, str],
+    served: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
+    assert main(["db", "upgrade"], environ) == 0
+    (tmp_path / "glancesync-api.cfg").write_text("not a socket\n")
+    capsys.readouterr()
+    argv = [word.format(tmp=tmp_path) for word in argv]
+    assert main(["gunicornserver", *argv], environ) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 1 and errors[0].startswith("ERROR: "), errors
+    assert message.format(tmp=tmp_path) in errors[0]
+    assert "gunicorn" not in served
+    assert (tmp_path / "glancesync-api.cfg").read_text() == "not a socket\n"

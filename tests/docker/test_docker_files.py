@@ -251,3 +251,84 @@ def test_serve_upgrades_then_gunicorn_answers_with_the_package_version(
     log = (tmp_path / "entrypoint.log").read_text()
     assert log.index("upgrading the database schema") < log.index("starting gunicorn")
     assert (tmp_path / "glancesyncapi.db").is_file()
+
+
+# --------------------------------------------------------------------------- the proxy
+
+HEALTHCHECK = DOCKER / "healthcheck.py"
+
+
+def test_compose_puts_nginx_in_front_of_gunicorns_socket() -> None:
+    compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    api, proxy = compose["services"]["api"], compose["services"]["proxy"]
+    assert "ports" not in api, "only the proxy may publish a port"
+    assert proxy["ports"] == ["127.0.0.1:8080:8080"]
+    assert "./nginx.conf:/etc/nginx/nginx.conf:ro" in proxy["volumes"]
+    socket_path = api["environment"]["GLANCESYNC_SOCKET"]
+    assert f"server unix:{socket_path};" in (DOCKER / "nginx.conf").read_text()
+    # The socket's folder is a volume that the service and the proxy alone share.
+    folder = str(Path(socket_path).parent)
+    sharing = {
+        name
+        for name, service in compose["services"].items()
+        for volume in service.get("volumes", [])
+        if volume.split(":")[1] == folder
+    }
+    assert sharing == {"api", "proxy"}
+    assert proxy["depends_on"]["api"]["condition"] == "service_healthy"
+    # The image makes that folder, owned by its user, so the volume starts out so too.
+    assert f"install -d -o glancesync -g glancesync -m 0755 {folder}" in DOCKERFILE.read_text()
+
+
+def test_the_healthcheck_is_the_shipped_script() -> None:
+    found = instructions(DOCKERFILE)
+    assert ("COPY", "docker/healthcheck.py /usr/local/bin/glancesync-healthcheck") in found
+    (check,) = [arguments for keyword, arguments in found if keyword == "HEALTHCHECK"]
+    assert check.endswith('CMD ["glancesync-healthcheck"]')
+    assert os.access(HEALTHCHECK, os.X_OK), "docker/healthcheck.py must be executable"
+
+
+def healthcheck(environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(HEALTHCHECK)], env=environ, capture_output=True, text=True, timeout=30
+    )
+
+
+def test_serve_listens_on_the_socket_and_the_healthcheck_asks_there(tmp_path: Path) -> None:
+    socket_path = tmp_path / "run" / "api.sock"
+    socket_path.parent.mkdir()
+    environ = entrypoint_environment(tmp_path)
+    environ.update(
+        GLANCESYNC_SOCKET=str(socket_path),
+        GLANCESYNC_HOST="0.0.0.0",  # as the image sets it: the socket wins, nothing on TCP
+        GLANCESYNC_WORKERS="1",
+        GLANCESYNC_CONFIG=str(ROOT / "examples" / "glancesync.conf"),
+        GLANCESYNC_MOCKPERSISTENT_PATH=str(mock_store(tmp_path)),
+        OS_AUTH_URL="http://127.0.0.1:9/v3",
+        OS_USERNAME="glancesync",
+        OS_PASSWORD="not-a-real-password",
+        OS_PROJECT_NAME="service",
+    )
+    refused = healthcheck(environ)  # nothing listens yet
+    assert refused.returncode == 1 and refused.stderr.startswith("unhealthy: "), refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+    log_path = tmp_path / "entrypoint.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            ["sh", str(ENTRYPOINT)], cwd=tmp_path, env=environ, stdout=log, stderr=log
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while (done := healthcheck(environ)).returncode != 0:
+            assert process.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text() + done.stderr
+            time.sleep(0.25)
+        assert f"--socket {socket_path}" in log_path.read_text()
+        assert "--host" not in log_path.read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -99,6 +99,10 @@ def test_config_overrides_from_the_command_line(environ):
         (["--config", "master.list_images_timeout=nan"], "'nan' is not a finite number"),
         (["--config", "main.lock_timeout=inf"], "'inf' is not a finite number"),
         (["a/../b"], "bad region name 'a/../b': a region name cannot contain '/'"),
+        (
+            ["Leon\x00"],
+            "bad region name 'Leon\\x00': a region name cannot contain a NUL character (\\x00)",
+        ),
     ],
 )
 def test_usage_and_config_errors_exit_2_with_one_clear_line(environ, argv, message):
