@@ -5,8 +5,9 @@ Real engine, real persistent mock (the bundled example); no call order to respec
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from conftest import EXAMPLE_CONFIG
 
 from fiwareglancesync.config import load_config
 from fiwareglancesync.engine import GlanceSync
@@ -16,6 +17,7 @@ from fiwareglancesync.facades.mock import MockFacade, MockStore
 from fiwareglancesync.image import read_csv
 from fiwareglancesync.region import RegionRef
 
+EXAMPLE_CONFIG = Path(__file__).parents[2] / "examples" / "glancesync.conf"
 LEON = RegionRef.parse("Leon")
 
 
