@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fiwareglancesync.actions import (
@@ -33,10 +32,10 @@ from fiwareglancesync.actions import (
 )
 from fiwareglancesync.errors import ImagesRefused, PreflightRefused, RegionError
 from fiwareglancesync.facades.base import Facade
+from fiwareglancesync.figures import RegionFigures
 from fiwareglancesync.image import Image
-from fiwareglancesync.plan import RegionPlan
+from fiwareglancesync.plan import OK, RegionPlan
 from fiwareglancesync.preflight import NOTHING_PLANNED, Planned
-from fiwareglancesync.region import RegionRef
 
 logger = logging.getLogger(__name__)
 
@@ -60,17 +59,6 @@ class Sender(Protocol):
         """
 
 
-@dataclass
-class RegionResult:
-    region: RegionRef
-    uploaded_bytes: int = 0
-    uploaded_images: int = 0
-    streamed_bytes: int = 0  # of the uploaded bytes, those that went through this host
-    pending_bytes: int = 0
-    changes: int = 0
-    statuses: dict[str, int] = field(default_factory=dict)  # the plan's, before acting
-
-
 class _Executor:
     def __init__(self, plan: RegionPlan, facade: Facade, sender: Sender, dry_run: bool):
         self.plan = plan
@@ -78,19 +66,24 @@ class _Executor:
         self.sender = sender
         self.region = plan.region
         self.dry_run = dry_run
-        self.result = RegionResult(plan.region)
+        self.result = RegionFigures(plan.region.fullname)
         self.name = plan.region.fullname
         self.methods: dict[str, str] = {}
         self.refused: list[str] = []  # the images the pre-flight checks refused
         self.pending_images = 0  # a dry run's transfers that passed the checks
+        # Per image name, the actions carried out; and the images that lack a kernel or
+        # ramdisk they should point at: what the run leaves behind (see RegionFigures).
+        self.done: Counter[str] = Counter()
+        self.unresolved: set[str] = set()
         # Regional ids by image name, updated as images are uploaded: where the kernel
         # and ramdisk names of an action point in this region.
         self.regional_ids = {
             entry.name: entry.regional.id for entry in plan.statuses if entry.regional
         }
 
-    def run(self) -> RegionResult:
-        self.result.statuses = dict(Counter(entry.status for entry in self.plan.statuses))
+    def run(self) -> RegionFigures:
+        self.result.found = dict(Counter(entry.status for entry in self.plan.statuses))
+        self.result.left = dict(self.result.found)
         if self.plan.is_synchronised:
             logger.info("%s: Region is synchronized.", self.name)
             return self.result
@@ -102,6 +95,7 @@ class _Executor:
                 self._run(action)
         finally:
             self.result.streamed_bytes = self.sender.streamed_bytes
+            self.result.left = self._left_behind()
         if self.dry_run:
             logger.info("%s: MBs pending : %d", self.name, self.result.pending_bytes // 1048576)
         else:
@@ -113,6 +107,19 @@ class _Executor:
         if self.refused:
             raise ImagesRefused(self._refusals(), self.result)
         return self.result
+
+    def _left_behind(self) -> dict[str, int]:
+        """The statuses after acting: an image whose every action (but obsolete renames)
+        was carried out, with every kernel and ramdisk it needs, is ok now."""
+        planned = Counter(
+            action.name for action in self.plan.actions if not isinstance(action, ObsoleteUpdate)
+        )
+        left: Counter[str] = Counter()
+        for entry in self.plan.statuses:
+            name = entry.name
+            settled = 0 < planned[name] == self.done[name] and name not in self.unresolved
+            left[OK if settled else entry.status] += 1
+        return dict(left)
 
     def _refusals(self) -> str:
         count = len(self.refused)
@@ -151,6 +158,7 @@ class _Executor:
             regional_id = self.regional_ids.get(master_name)
             if regional_id is None:
                 properties.pop(prop, None)
+                self.unresolved.add(image_name)
                 logger.warning(
                     "%s: Not found %s on region. It should be %s of image %s",
                     self.name,
@@ -173,6 +181,8 @@ class _Executor:
             is_public=action.desired.is_public, user_properties=properties
         )
         self._update(action.desired.fields.applied_to(updated))
+        if not self.dry_run:
+            self.done[action.name] += 1
 
     # ------------------------------------------------------------------- transfers
 
@@ -236,10 +246,11 @@ class _Executor:
             self.facade.delete(self.region, old.id)
         elif old is not None and action.mode == RENAME:
             self.facade.update(self.region, old.copy(name=old.name + ".old", is_public=False))
+        self.done[action.name] += 1
 
 
 def apply_plan(
     plan: RegionPlan, facade: Facade, sender: Sender, dry_run: bool = False
-) -> RegionResult:
+) -> RegionFigures:
     """Run ``plan``'s actions in its region, through the facade of the region's target."""
     return _Executor(plan, facade, sender, dry_run).run()

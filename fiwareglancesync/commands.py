@@ -11,13 +11,11 @@ import datetime
 import logging
 import time
 import traceback
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from fiwareglancesync.apply import RegionResult
-from fiwareglancesync.backup import PROJECT_IDS_FILE, backup_file_name, project_ids_text
+from fiwareglancesync.backup import PROJECT_IDS_FILE, project_ids_text
 from fiwareglancesync.config import MASTER
 from fiwareglancesync.console import configure_logging, write_data
 from fiwareglancesync.engine import GlanceSync
@@ -25,17 +23,23 @@ from fiwareglancesync.errors import (
     ExitStatus,
     GlanceSyncError,
     ImagesRefused,
-    RegionError,
     explain,
     os_reason,
 )
-from fiwareglancesync.image import write_csv, write_rows
-from fiwareglancesync.metrics import RegionFigures, write_metrics
+from fiwareglancesync.figures import RegionFigures
+from fiwareglancesync.image import write_rows
+from fiwareglancesync.metrics import write_metrics
 from fiwareglancesync.modes import Mode
 from fiwareglancesync.parallel import ForkPool, Outcome
 from fiwareglancesync.region import RegionRef
 from fiwareglancesync.regionlock import RegionBusy
-from fiwareglancesync.report import RegionReport, StatusReport, image_entries, render_html
+from fiwareglancesync.report import (
+    RegionReport,
+    StatusReport,
+    build_report,
+    image_entries,
+    render_html,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,43 +69,35 @@ def run_region(
 ) -> Outcome:
     """Do the run's mode for one region; failures are logged, never raised (but
     interruptions)."""
-    mode, debug = options.mode, options.debug
+    mode = options.mode
     outcome = Outcome(region.fullname, True)
+    figures = RegionFigures(region.fullname)
     started = time.monotonic()
     try:
         if mode is Mode.STATUS:
-            statuses = engine.region_status(region)
+            statuses = engine.status(region).images
             # The reports and the service read entries; rows are only the CSV.
             outcome.entries = image_entries(statuses)
             if not options.reports:
                 outcome.rows = [entry.fields() for entry in statuses]
-            outcome.figures["statuses"] = dict(Counter(entry.status for entry in statuses))
+            figures = RegionFigures.of_statuses(region.fullname, (e.status for e in statuses))
         elif mode is Mode.BACKUP:
             assert backup_dir is not None
-            write_backup(engine, region, backup_dir, options.backup_format)
+            engine.backup(region, backup_dir, options.backup_format)
         else:
             logger.info("======%s", region)
-            result = engine.sync_region(region, dry_run=mode is Mode.DRY_RUN)
-            _add_figures(outcome, result)
+            # A real sync tidies the region up itself (in --parallel children too); a
+            # read-only run writes nothing, not even a compaction.
+            figures = engine.sync(region, dry_run=mode is Mode.DRY_RUN)
     except Exception as error:  # noqa: BLE001 - one region's failure, whatever it is
         if isinstance(error, ImagesRefused):  # the region did all but those images
-            _add_figures(outcome, error.result)
+            figures = error.result
         outcome.ok = False
-        outcome.error = _report(region, error, debug)
-    finally:
-        if not mode.read_only:  # a read-only run writes nothing, not even a compaction
-            engine.finish_region(region)  # in --parallel children too
-    outcome.figures["duration"] = time.monotonic() - started
+        outcome.error = _report(region, error, options.debug)
+    figures.ok = outcome.ok
+    figures.duration = time.monotonic() - started
+    outcome.figures = figures
     return outcome
-
-
-def _add_figures(outcome: Outcome, result: RegionResult) -> None:
-    outcome.figures.update(
-        statuses=result.statuses,
-        uploaded_bytes=result.uploaded_bytes,
-        uploaded_images=result.uploaded_images,
-        streamed_bytes=result.streamed_bytes,
-    )
 
 
 def _report(region: RegionRef, error: Exception, debug: bool) -> str:
@@ -116,20 +112,6 @@ def _report(region: RegionRef, error: Exception, debug: bool) -> str:
     return explained.text
 
 
-def write_backup(
-    engine: GlanceSync, region: RegionRef, directory: Path, version: int | None = None
-) -> None:
-    """One region's backup file, in format ``version`` (None: the smallest that holds
-    every field; see :func:`fiwareglancesync.image.write_csv`)."""
-    images = engine.list_region(region)
-    path = directory / backup_file_name(region.fullname)
-    try:
-        with open(path, "w", encoding="utf-8", newline="") as out:
-            write_csv(out, images, version)
-    except OSError as error:
-        raise RegionError(f"cannot write {path}: {os_reason(error)}") from None
-
-
 def write_project_ids(engine: GlanceSync, regions: list[RegionRef], directory: Path) -> None:
     """Record the project id of every target the backup used, beside its CSVs.
 
@@ -137,10 +119,7 @@ def write_project_ids(engine: GlanceSync, regions: list[RegionRef], directory: P
     the configuration names. A target that cannot say (its Keystone is down) has already
     failed its regions; it is left out.
     """
-    for target in dict.fromkeys(region.target for region in regions):
-        with contextlib.suppress(GlanceSyncError):
-            engine.project_id(target)
-    ids = engine.known_project_ids()
+    ids = engine.project_ids(region.target for region in regions)
     if not ids:
         return
     path = directory / PROJECT_IDS_FILE
@@ -194,17 +173,12 @@ def new_backup_dir() -> Path:
 
 
 def show_regions(engine: GlanceSync, out: TextIO) -> ExitStatus:
-    names: list[str] = []
-    status = ExitStatus.OK
-    targets = [MASTER] + [name for name in engine.config.targets if name != MASTER]
-    for target in targets:
-        try:
-            names.extend(region.fullname for region in engine.expand_regions([f"{target}:"]))
-        except GlanceSyncError as error:
-            _target_failed(target, error)
-            status = ExitStatus.REGION_FAILED
+    regions, failures = engine.regions()
+    for target, error in failures:
+        _target_failed(target, error)
+    names = [region.fullname for region in regions]
     write_data(out, lambda: print(" ".join(names), file=out))
-    return status
+    return ExitStatus.REGION_FAILED if failures else ExitStatus.OK
 
 
 def _target_failed(target: str, error: GlanceSyncError) -> None:
@@ -212,13 +186,23 @@ def _target_failed(target: str, error: GlanceSyncError) -> None:
 
 
 def _regions_of_run(engine: GlanceSync, options: RunOptions) -> tuple[list[RegionRef], bool]:
-    """The regions to work on, and whether some target's regions could not be listed."""
-    regions, failures = engine.expand_regions_isolated(options.regions, known_only=True)
-    for target, error in failures:
-        _target_failed(target, error)
-    if options.mode is Mode.BACKUP:
-        master = RegionRef(MASTER, engine.config.master_region)
-        regions = [master] + [region for region in regions if region != master]
+    """The regions to work on, and whether some target's regions could not be listed.
+
+    The engine lists the master once, before any region (and before --parallel forks),
+    with every target's selection: a failure to list the master is reported by every
+    region that needs it, a metadata_condition past its limits stops the run here
+    (configuration error).
+    """
+
+    def resolved(regions: list[RegionRef], failures: list[tuple[str, GlanceSyncError]]) -> None:
+        for target, error in failures:
+            _target_failed(target, error)
+        if not options.mode.prints_data:
+            logger.info("======Master is %s", engine.config.master_region)
+
+    names = options.regions or (f"{MASTER}:",)
+    backup = options.mode is Mode.BACKUP
+    regions, failures = engine.run_regions(names, master_first=backup, resolved=resolved)
     return regions, bool(failures)
 
 
@@ -249,8 +233,7 @@ def _run_in_parallel(
     logger.info("Logs of each region in %s/", log_dir)
 
     def work(region: RegionRef, log: TextIO) -> Outcome:
-        # In the child: its own connections, its own log file.
-        engine.forget_connections()
+        # In the child: its own log file (the engine makes its own connections).
         configure_logging(log, options.debug)
         return run_region(engine, region, options, backup_dir)
 
@@ -262,7 +245,7 @@ def _run_in_parallel(
 
 def status_report(engine: GlanceSync, outcomes: list[Outcome]) -> StatusReport:
     regions = [RegionReport(outcome.region, outcome.entries, outcome.error) for outcome in outcomes]
-    return StatusReport(regions, engine.config.master_region, engine.config.source)
+    return build_report(engine.config, regions)
 
 
 def _print_report(
@@ -274,18 +257,8 @@ def _print_report(
 
 
 def _write_metrics(outcomes: list[Outcome], options: RunOptions, started: float, ok: bool) -> None:
-    figures = [
-        RegionFigures(
-            region=outcome.region,
-            ok=outcome.ok,
-            duration=outcome.figures.get("duration", 0.0),
-            statuses=outcome.figures.get("statuses", {}),
-            uploaded_bytes=outcome.figures.get("uploaded_bytes", 0),
-            uploaded_images=outcome.figures.get("uploaded_images", 0),
-            streamed_bytes=outcome.figures.get("streamed_bytes", 0),
-        )
-        for outcome in outcomes
-    ]
+    # A child that died said nothing: its region failed, with no figures.
+    figures = [outcome.figures or RegionFigures(outcome.region, ok=False) for outcome in outcomes]
     assert options.metrics_file is not None
     write_metrics(options.metrics_file, figures, options.mode.value, started, ok)
 
@@ -297,12 +270,6 @@ def run(engine: GlanceSync, options: RunOptions, out: TextIO) -> ExitStatus:
     started = time.time()
     regions, targets_failed = _regions_of_run(engine, options)
     backup_dir = new_backup_dir() if options.mode is Mode.BACKUP else None
-    if not options.mode.prints_data:
-        logger.info("======Master is %s", engine.config.master_region)
-    # Listed once, before any region (and before --parallel forks), with every target's
-    # selection: a failure to list the master is reported by every region that needs it,
-    # a metadata_condition past its limits stops the run here (configuration error).
-    engine.select_for_regions(regions)
     if options.parallel:
         outcomes = _run_in_parallel(engine, regions, options, backup_dir)
         if not options.reports:

@@ -72,7 +72,7 @@ class PreflightRefused(RegionError):
 class ImagesRefused(RegionError):
     """The pre-flight checks refused some of a region's images; the others were synced.
 
-    ``result`` (an :class:`~fiwareglancesync.apply.RegionResult`) says what the region's
+    ``result`` (a :class:`~fiwareglancesync.figures.RegionFigures`) says what the region's
     run did do, so the figures of a region that failed this way are still its own.
     """
 

@@ -19,10 +19,17 @@ from pathlib import Path
 
 from fiwareglancesync import __version__
 from fiwareglancesync.errors import GlanceSyncError, os_reason
+from fiwareglancesync.figures import RegionFigures
 from fiwareglancesync.plan import STATUSES
 
 PREFIX = "glancesync"
 PENDING = tuple(status for status in STATUSES if status.startswith("pending_"))
+# The image counts by region and status: what the run left behind, and what it found
+# before acting (the same for a run that changes nothing).
+IMAGE_GAUGES: dict[str, str] = {
+    "images": "Images by region and sync status, as the last run left them",
+    "images_found": "Images by region and sync status, as the last run found them before acting",
+}
 # What is kept per region, with its help text; the metric name is PREFIX_<key>.
 REGION_GAUGES: dict[str, str] = {
     "region_last_run_success": "1 when the last run that processed the region succeeded there",
@@ -39,24 +46,12 @@ REGION_GAUGES: dict[str, str] = {
 
 
 @dataclass
-class RegionFigures:
-    """What one run learnt of one region."""
-
-    region: str
-    ok: bool
-    duration: float
-    statuses: dict[str, int] = field(default_factory=dict)
-    uploaded_bytes: int = 0
-    uploaded_images: int = 0
-    streamed_bytes: int = 0
-
-
-@dataclass
 class _Previous:
     """The figures of the file being replaced, by region."""
 
     regions: dict[str, dict[str, float]] = field(default_factory=dict)
-    images: dict[tuple[str, str], float] = field(default_factory=dict)
+    # By gauge key ("images", "images_found"), then by (region, status).
+    images: dict[str, dict[tuple[str, str], float]] = field(default_factory=dict)
 
 
 def _read_previous(path: Path) -> _Previous:
@@ -72,8 +67,9 @@ def _read_previous(path: Path) -> _Previous:
                 if region is None or not math.isfinite(sample.value):
                     continue
                 key = sample.name.removeprefix(f"{PREFIX}_")
-                if key == "images":
-                    previous.images[(region, sample.labels.get("status", ""))] = sample.value
+                if key in IMAGE_GAUGES:
+                    status = sample.labels.get("status", "")
+                    previous.images.setdefault(key, {})[(region, status)] = sample.value
                 elif key in REGION_GAUGES:
                     previous.regions.setdefault(region, {})[key] = sample.value
     return previous
@@ -83,7 +79,7 @@ def _region_values(
     figures: RegionFigures, before: dict[str, float], now: float
 ) -> dict[str, float]:
     failures = 0 if figures.ok else int(before.get("region_consecutive_failures", 0)) + 1
-    pending = any(figures.statuses.get(status) for status in PENDING)
+    pending = any(figures.left.get(status) for status in PENDING)
     since = before.get("region_pending_since_timestamp_seconds", 0) or now
     if not figures.ok:  # nothing learnt about pending images: keep what was known
         since = before.get("region_pending_since_timestamp_seconds", 0)
@@ -116,12 +112,10 @@ def write_metrics(
     now = time.time() if now is None else now
     previous = _read_previous(path)
     registry = CollectorRegistry()
-    images = Gauge(
-        f"{PREFIX}_images",
-        "Images by region and sync status",
-        ["region", "status"],
-        registry=registry,
-    )
+    images = {
+        key: Gauge(f"{PREFIX}_{key}", text, ["region", "status"], registry=registry)
+        for key, text in IMAGE_GAUGES.items()
+    }
     gauges = {
         key: Gauge(f"{PREFIX}_{key}", text, ["region"], registry=registry)
         for key, text in REGION_GAUGES.items()
@@ -135,16 +129,19 @@ def write_metrics(
         if figures.ok:
             counted.add(figures.region)
             for status in STATUSES:
-                images.labels(figures.region, status).set(figures.statuses.get(status, 0))
+                images["images"].labels(figures.region, status).set(figures.left.get(status, 0))
+                found = figures.found.get(status, 0)
+                images["images_found"].labels(figures.region, status).set(found)
     for region, values in previous.regions.items():
         if region not in seen:
             for key, value in values.items():
                 gauges[key].labels(region).set(value)
     # Image counts this run could not refresh (a region it did not do, or failed on) are
     # the last ones known.
-    for (region, status), value in previous.images.items():
-        if region not in counted:
-            images.labels(region, status).set(value)
+    for key, counts in previous.images.items():
+        for (region, status), value in counts.items():
+            if region not in counted:
+                images[key].labels(region, status).set(value)
     run = Gauge(
         f"{PREFIX}_last_run_timestamp_seconds",
         "When the last run ended (Unix time)",

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from fiwareglancesync.figures import RegionFigures
 from fiwareglancesync.region import RegionRef
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ class Outcome:
 
     ``rows`` are ``--show-status`` rows, ``entries`` the same statuses for the JSON and
     HTML reports, ``error`` the line that said why the region failed, ``figures`` what
-    the metrics file reports. All of it crosses from a child to the parent as JSON.
+    the metrics file reports (None: a child that died before telling). All of it crosses
+    from a child to the parent as JSON.
     """
 
     region: str
@@ -50,14 +52,19 @@ class Outcome:
     rows: list[Row] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
-    figures: dict[str, Any] = field(default_factory=dict)
+    figures: RegionFigures | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Outcome:
-        data = dict(data, rows=[tuple(row) for row in data.get("rows", [])])
+        figures = data.get("figures")
+        data = dict(
+            data,
+            rows=[tuple(row) for row in data.get("rows", [])],
+            figures=None if figures is None else RegionFigures.from_json(figures),
+        )
         return cls(**data)
 
 

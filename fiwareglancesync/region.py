@@ -24,6 +24,19 @@ class RegionRef:
     name: str
 
     @classmethod
+    def from_command_line(cls, text: str) -> RegionRef:
+        """A region named on the command line: spaces around the name do not count."""
+        return cls.parse(text.strip())
+
+    @classmethod
+    def from_url(cls, text: str) -> RegionRef:
+        """A region named in a URL: every character counts, so ``'Burgos '`` or
+        ``':Burgos'`` is no spelling of ``Burgos``."""
+        if text != text.strip() or text.startswith(":"):
+            raise UsageError(f"bad region name {text!r}: no such region")
+        return cls.parse(text)
+
+    @classmethod
     def parse(cls, text: str) -> RegionRef:
         """``'Region'``, ``'target:Region'`` or ``'master:Region'``; a UsageError otherwise."""
         if text.count(":") > 1:
@@ -42,3 +55,12 @@ class RegionRef:
 
     def __str__(self) -> str:
         return self.fullname
+
+
+def whole_target(text: str) -> str | None:
+    """The target a command-line name stands for every region of (``'target:'``, and
+    ``':'`` for the master's), or None when ``text`` names one region."""
+    stripped = text.strip()
+    if stripped.endswith(":") and stripped.count(":") == 1:
+        return stripped[:-1] or MASTER
+    return None

@@ -13,10 +13,13 @@ import html
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fiwareglancesync import __version__
 from fiwareglancesync.plan import STATUSES, ImageStatus
+
+if TYPE_CHECKING:
+    from fiwareglancesync.config import Config
 
 FORMAT = "glancesync-status/1"
 
@@ -43,6 +46,10 @@ class RegionReport:
     region: str
     images: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+
+    @classmethod
+    def of_statuses(cls, region: str, statuses: Iterable[ImageStatus]) -> RegionReport:
+        return cls(region, image_entries(statuses))
 
     @property
     def ok(self) -> bool:
@@ -108,6 +115,12 @@ class StatusReport:
             for image in region.images:
                 sizes.setdefault(image["name"], image.get("size") or 0)
         return sorted(sizes, key=lambda name: (sizes[name], name))
+
+
+def build_report(config: Config, regions: Iterable[RegionReport]) -> StatusReport:
+    """The one builder of the report: the command line's (from its regions' outcomes)
+    and the engine's federation report (for the service) both end here."""
+    return StatusReport(list(regions), config.master_region, config.source)
 
 
 # --------------------------------------------------------------------------- the page

@@ -77,7 +77,7 @@ def default_engine_factory(
 
     config = load_config(environ)
     cache = CloudCache(facade_factory(environ), master_max_age)
-    return lambda: GlanceSync(config, cache.facade, cache)
+    return lambda: GlanceSync(config, cache=cache)
 
 
 def _verifier(

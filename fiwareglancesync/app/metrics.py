@@ -30,6 +30,7 @@ from fiwareglancesync.app.extensions import db
 from fiwareglancesync.app.models import TASK_STATUSES, Task
 from fiwareglancesync.app.multiproc import METRICS_EXTENSION as EXTENSION
 from fiwareglancesync.app.multiproc import MULTIPROCESS_VARIABLE
+from fiwareglancesync.figures import RegionFigures
 
 # Label values come from closed sets, so nobody can grow /metrics by inventing methods
 # or paths: anything else is counted as "other".
@@ -100,10 +101,11 @@ class ServiceMetrics:
         registry.register(TaskCollector(self.app))
         return generate_latest(registry)
 
-    def observe_sync(self, region: str, outcome: str, seconds: float) -> None:
+    def observe_sync(self, figures: RegionFigures) -> None:
         # Regions are the configured targets' (a closed set: a request for an unknown
         # region is refused before a sync starts), never image names.
-        self.syncs.labels(region, outcome).observe(seconds)
+        outcome = "synced" if figures.ok else "failed"
+        self.syncs.labels(figures.region, outcome).observe(figures.duration)
 
 
 def _start_timer() -> None:

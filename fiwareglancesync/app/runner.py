@@ -1,6 +1,6 @@
 """Run syncs outside the request: one daemon thread per task, with a lease heartbeat.
 
-The thread calls the same engine function as ``sync.py`` (``GlanceSync.sync_region``)
+The thread calls the same engine operation as ``sync.py`` (``GlanceSync.sync``)
 inside its own application context, then records the outcome. A second thread renews
 the task's lease while the sync runs; if this process dies, the lease runs out and the
 task is failed by whoever looks at it next (see :mod:`taskstore`).
@@ -22,6 +22,7 @@ from fiwareglancesync.app.models import FAILED, SYNCED
 from fiwareglancesync.app.multiproc import METRICS_EXTENSION as METRICS
 from fiwareglancesync.engine import GlanceSync
 from fiwareglancesync.errors import explain
+from fiwareglancesync.figures import RegionFigures
 from fiwareglancesync.region import RegionRef
 
 logger = logging.getLogger(__name__)
@@ -71,25 +72,27 @@ class SyncRunner:
                 beat.start()
                 started = time.monotonic()
                 try:
-                    status, message = self._sync(task_id, region)
+                    figures, message = self._sync(task_id, region)
                 finally:
                     stop.set()
                     beat.join()
-                self._record(task_id, owner, status, message)
+                figures.duration = time.monotonic() - started
+                self._record(task_id, owner, SYNCED if figures.ok else FAILED, message)
                 metrics = self.app.extensions.get(METRICS)
                 if metrics is not None:
-                    metrics.observe_sync(region, status, time.monotonic() - started)
+                    metrics.observe_sync(figures)
         finally:
             with self._lock:
                 self._threads.pop(task_id, None)
 
-    def _sync(self, task_id: str, region: str) -> tuple[str, str | None]:
+    def _sync(self, task_id: str, region: str) -> tuple[RegionFigures, str | None]:
+        """The region's figures (``ok``: synced) and, when it failed, the task's message."""
         logger.info("Task %s: sync of region %s started", task_id, region)
         engine: GlanceSync | None = None
         try:
             engine = self.new_engine()
-            engine.fresh_master = True  # a sync never works from a cached listing
-            result = engine.sync_region(RegionRef.parse(region))
+            # A sync never works from a cached listing of the master.
+            result = engine.sync(RegionRef.parse(region), fresh=True)
         except Exception as error:
             explained = explain(error)
             if explained.bug:
@@ -98,7 +101,7 @@ class SyncRunner:
                 logger.error(
                     "Task %s: sync of region %s failed: %s", task_id, region, explained.text
                 )
-            return FAILED, explained.text
+            return RegionFigures(region, ok=False), explained.text
         finally:
             if engine is not None:
                 engine.close()
@@ -109,7 +112,7 @@ class SyncRunner:
             result.changes,
             result.uploaded_bytes,
         )
-        return SYNCED, None
+        return result, None
 
     def _record(self, task_id: str, owner: str, status: str, message: str | None) -> None:
         try:

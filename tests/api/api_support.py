@@ -13,11 +13,11 @@ from flask import Flask
 from fiwareglancesync.app import create_app
 from fiwareglancesync.app.auth import Identity, TokenVerifier
 from fiwareglancesync.app.settings import Settings
-from fiwareglancesync.apply import RegionResult
 from fiwareglancesync.config import TargetConfig, load_config
 from fiwareglancesync.engine import GlanceSync
 from fiwareglancesync.facades.base import Facade, ImageData
 from fiwareglancesync.facades.mock import MockFacade, MockStore, region_of_file
+from fiwareglancesync.figures import RegionFigures
 from fiwareglancesync.image import Image, read_csv
 from fiwareglancesync.region import RegionRef
 
@@ -100,12 +100,12 @@ class SteeredSync(GlanceSync):
         super().__init__(switch.config, switch.facade)
         self.switch = switch
 
-    def sync_region(self, region: RegionRef, dry_run: bool = False) -> RegionResult:
+    def sync(self, region: RegionRef, dry_run: bool = False, fresh: bool = False) -> RegionFigures:
         self.switch.synced.append(region.fullname)
         self.switch.sync_started.set()
         if not self.switch.gate.wait(WAIT):
             raise RuntimeError("the test never released the sync")
-        return super().sync_region(region, dry_run)
+        return super().sync(region, dry_run, fresh)
 
 
 class EngineSwitch:

@@ -14,7 +14,7 @@ from fiwareglancesync.region import RegionRef
 def test_statuses_are_those_of_show_status_in_the_same_order(
     client: FlaskClient, engines: EngineSwitch, region: str
 ) -> None:
-    expected = engines.engine().region_status(RegionRef.parse(region))
+    expected = engines.engine().status(RegionRef.parse(region)).images
     response = client.get(f"/regions/{region}", headers=ADMIN)
     assert response.status_code == 200
     images = response.get_json()["images"]

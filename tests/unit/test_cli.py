@@ -191,7 +191,9 @@ def test_a_bug_is_one_error_line_without_traceback_unless_debug(environ, store):
     factory = lambda env: lambda target: Broken(MockStore(store), target)  # noqa: E731
     status, out, _ = run(["Burgos", "Leon"], environ, facade_factory=factory)
     assert status == ExitStatus.REGION_FAILED
-    assert "ERROR:Burgos: cannot list the images: bug in a facade" in out
+    # A bug is not dressed up as a region error: the line says it is unexpected.
+    assert "ERROR:Burgos: unexpected error: RuntimeError: bug in a facade" in out
+    assert "cannot list the images" not in out
     assert "Traceback" not in out
     assert "INFO:Region Leon has finished" in out
 

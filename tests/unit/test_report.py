@@ -154,11 +154,21 @@ def test_the_metrics_file_holds_the_figures_of_the_sync(environ, tmp_path):
     path = tmp_path / "glancesync.prom"
     status, out, _ = run(["--metrics-file", str(path), *REGIONS], environ)
     assert status == ExitStatus.OK
+    after = csv_statuses(environ)
+    assert after != before  # the sync did change something
     found = metrics(path)
+
+    def count(statuses, region, status_name):
+        return sum(1 for (r, _), s in statuses.items() if r == region and s == status_name)
+
     for region in ("Leon", "Burgos", "other:Madrid"):
         for status_name in STATUSES:
-            expected = sum(1 for (r, _), s in before.items() if r == region and s == status_name)
-            assert value(found, "glancesync_images", region=region, status=status_name) == expected
+            # What the run left behind is what the next --show-status finds; what it
+            # found before acting keeps a name of its own.
+            left = value(found, "glancesync_images", region=region, status=status_name)
+            assert left == count(after, region, status_name), (region, status_name)
+            earlier = value(found, "glancesync_images_found", region=region, status=status_name)
+            assert earlier == count(before, region, status_name), (region, status_name)
         assert value(found, "glancesync_region_last_run_success", region=region) == 1
         assert value(found, "glancesync_region_consecutive_failures", region=region) == 0
     uploads = [line for line in out.splitlines() if line.startswith("INFO:Leon: Uploading image")]
@@ -175,7 +185,22 @@ def test_the_metrics_file_holds_the_figures_of_the_sync(environ, tmp_path):
         )
         == 1
     )
-    # Leon had images pending when the run began: since then, until a run finds none.
+    # The stumble: Leon's ten images were all uploaded, so none is pending any more,
+    # and the dashboard says so at once rather than at the next run.
+    assert value(found, "glancesync_images_found", region="Leon", status="pending_upload") == 10
+    assert value(found, "glancesync_images", region="Leon", status="pending_upload") == 0
+    assert value(found, "glancesync_images", region="Leon", status="ok") == 10
+    assert value(found, "glancesync_region_pending_since_timestamp_seconds", region="Leon") == 0
+
+
+def test_a_dry_run_leaves_what_it_found(environ, tmp_path):
+    path = tmp_path / "glancesync.prom"
+    status, _, _ = run(["--dry-run", "--metrics-file", str(path), "Leon"], environ)
+    assert status == ExitStatus.OK
+    found = metrics(path)
+    assert value(found, "glancesync_images", region="Leon", status="pending_upload") == 10
+    assert value(found, "glancesync_images_found", region="Leon", status="pending_upload") == 10
+    # Images still pending: since this run, until a run leaves none.
     assert value(found, "glancesync_region_pending_since_timestamp_seconds", region="Leon") > 0
 
 

@@ -42,12 +42,9 @@ def engine_session() -> Iterator[GlanceSync]:
 
 def region_fullname(engine: GlanceSync, region: str) -> RegionRef:
     """The region named in a URL: a well-formed name of a known target (else 410)."""
-    return engine.normalise(region, exact=True)
+    return engine.region(region, known=False)
 
 
 def known_region(engine: GlanceSync, region: str) -> RegionRef:
     """The region named in a URL, which the cloud has; 410 otherwise."""
-    found = region_fullname(engine, region)
-    if not engine.is_known_region(found):
-        raise ApiError(410, description=f"there is no region {found}")
-    return found
+    return engine.region(region)

@@ -31,13 +31,14 @@ def status_json(entry: ImageStatus) -> dict[str, object]:
 def region_status(region: str) -> Response:
     wanted = request.args.get("image")
     with engine_session() as engine:
-        statuses = engine.region_status(known_region(engine, region))
-        age = engine.master_age()
-    images = [status_json(entry) for entry in statuses if wanted is None or entry.name == wanted]
+        status = engine.status(known_region(engine, region))
+    images = [
+        status_json(entry) for entry in status.images if wanted is None or entry.name == wanted
+    ]
     response = jsonify({"images": images})
     # How old the master's listing behind these statuses is (MASTER_CACHE_SECONDS); a
     # header, so that the documented body stays what it is.
-    response.headers[MASTER_AGE_HEADER] = f"{age or 0.0:.3f}"
+    response.headers[MASTER_AGE_HEADER] = f"{status.master_age:.3f}"
     return response
 
 
