@@ -17,7 +17,7 @@ from fiwareglancesync.facades import mock_factory
 from fiwareglancesync.facades.mock import MockStore
 from fiwareglancesync.image import Image, read_csv, write_csv
 from fiwareglancesync.mock import main as load_main
-from fiwareglancesync.plan import ERROR_AMI, ERROR_CHECKSUM, OK, OK_STALLED
+from fiwareglancesync.plan import Status
 from fiwareglancesync.region import RegionRef
 
 OURS, THEIRS = "tenant1id", "tenant9id"
@@ -27,7 +27,7 @@ CONTENTS = ["x", "y", "z", "w"]
 PROPERTIES = st.dictionaries(
     st.sampled_from(["nid", "type", "sdc"]), st.sampled_from(["1", "2"]), max_size=2
 )
-SETTLED = {OK, OK_STALLED, ERROR_CHECKSUM, ERROR_AMI}
+SETTLED = {Status.OK, Status.OK_STALLED, Status.ERROR_CHECKSUM, Status.ERROR_AMI}
 # As many examples as the hypothesis profile says (tests/conftest.py: few for developers,
 # many in CI)...
 SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
