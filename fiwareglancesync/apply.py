@@ -3,16 +3,12 @@
 The plan decided everything; the executor only resolves the kernel and ramdisk names of
 each action to this region's ids (a kernel uploaded earlier in the run has one by then),
 runs the action, and logs it in the words operators grep for. A replaced image is deleted
-only after its replacement is verified. With ``dry_run`` nothing is changed: each action
-is logged as it would have been, and described in one more line (``would upload X (N MB)
-by stream``).
+only after its replacement is verified. ``--dry-run`` does not come here: it prints the
+plan (:mod:`dryrun`).
 
 An image the pre-flight checks refuse (:class:`PreflightRefused`) is logged in one line
 and skipped, the region's other actions go on, and the region then fails with one
-ImagesRefused (a RegionError) counting them and carrying what was done. A dry run runs
-the same checks (they read at most 1 MiB of each image), counting what it would already
-have sent against the quota, and ends the same way, saying ``would refuse X before the
-transfer: ...``.
+ImagesRefused (a RegionError) counting them and carrying what was done.
 """
 
 from __future__ import annotations
@@ -51,7 +47,7 @@ class Sender(Protocol):
 
     def check(self, master: Image, method: str, planned: Planned = NOTHING_PLANNED) -> None:
         """Raise PreflightRefused if ``master`` cannot land in the region by ``method``
-        (``planned``: what the dry run would have sent before it)."""
+        (``planned``: what a dry run would have sent before it)."""
 
     def send(self, master: Image, wanted: Image) -> Image:
         """Copy ``master`` into the region as ``wanted``; return the image created.
@@ -66,23 +62,32 @@ class RegionResult:
     uploaded_bytes: int = 0
     uploaded_images: int = 0
     streamed_bytes: int = 0  # of the uploaded bytes, those that went through this host
-    pending_bytes: int = 0
+    pending_bytes: int = 0  # what a dry run would have uploaded
     changes: int = 0
     statuses: dict[str, int] = field(default_factory=dict)  # the plan's, before acting
 
 
+def log_not_found(region: str, master_name: str, prop: str, image_name: str) -> None:
+    """The warning for a kernel or ramdisk the region lacks: the image goes without it."""
+    logger.warning(
+        "%s: Not found %s on region. It should be %s of image %s",
+        region,
+        master_name,
+        prop,
+        image_name,
+    )
+
+
 class _Executor:
-    def __init__(self, plan: RegionPlan, facade: Facade, sender: Sender, dry_run: bool):
+    def __init__(self, plan: RegionPlan, facade: Facade, sender: Sender):
         self.plan = plan
         self.facade = facade
         self.sender = sender
         self.region = plan.region
-        self.dry_run = dry_run
         self.result = RegionResult(plan.region)
         self.name = plan.region.fullname
         self.methods: dict[str, str] = {}
         self.refused: list[str] = []  # the images the pre-flight checks refused
-        self.pending_images = 0  # a dry run's transfers that passed the checks
         # Regional ids by image name, updated as images are uploaded: where the kernel
         # and ramdisk names of an action point in this region.
         self.regional_ids = {
@@ -102,14 +107,11 @@ class _Executor:
                 self._run(action)
         finally:
             self.result.streamed_bytes = self.sender.streamed_bytes
-        if self.dry_run:
-            logger.info("%s: MBs pending : %d", self.name, self.result.pending_bytes // 1048576)
-        else:
-            logger.info(
-                "%s:   Total uploaded to region: %d (MB)",
-                self.name,
-                self.result.uploaded_bytes // 1048576,
-            )
+        logger.info(
+            "%s:   Total uploaded to region: %d (MB)",
+            self.name,
+            self.result.uploaded_bytes // 1048576,
+        )
         if self.refused:
             raise ImagesRefused(self._refusals(), self.result)
         return self.result
@@ -117,27 +119,20 @@ class _Executor:
     def _refusals(self) -> str:
         count = len(self.refused)
         images = "image" if count == 1 else "images"
-        verb = "would be refused" if self.dry_run else "refused"
-        return f"{count} {images} {verb} before the transfer: {', '.join(self.refused)}"
+        return f"{count} {images} refused before the transfer: {', '.join(self.refused)}"
 
     def _run(self, action: Action) -> None:
         if isinstance(action, ObsoleteUpdate):
             logger.info("%s: updating obsolete image %s", self.name, action.desired.name)
-            self._describe(action)
             self._update(action.desired)
         elif isinstance(action, UpdateMetadata):
             self._update_metadata(action)
         else:
             self._transfer(action)
 
-    def _describe(self, action: Action, method: str | None = None) -> None:
-        if self.dry_run:
-            logger.info("%s: %s", self.name, action.describe(method))
-
     def _update(self, image: Image) -> None:
         self.result.changes += 1
-        if not self.dry_run:
-            self.facade.update(self.region, image)
+        self.facade.update(self.region, image)
 
     # ------------------------------------------------------------------- metadata
 
@@ -151,23 +146,13 @@ class _Executor:
             regional_id = self.regional_ids.get(master_name)
             if regional_id is None:
                 properties.pop(prop, None)
-                logger.warning(
-                    "%s: Not found %s on region. It should be %s of image %s",
-                    self.name,
-                    master_name,
-                    prop,
-                    image_name,
-                )
+                log_not_found(self.name, master_name, prop, image_name)
             else:
                 properties[prop] = regional_id
         return properties
 
     def _update_metadata(self, action: UpdateMetadata) -> None:
-        if self.dry_run:
-            logger.info("%s: Image pending to update the metadata %s", self.name, action.name)
-        else:
-            logger.info("%s: Updating the metadata of image %s", self.name, action.name)
-        self._describe(action)
+        logger.info("%s: Updating the metadata of image %s", self.name, action.name)
         properties = self._properties(action.desired, action.name)
         updated = action.regional.copy(
             is_public=action.desired.is_public, user_properties=properties
@@ -176,32 +161,8 @@ class _Executor:
 
     # ------------------------------------------------------------------- transfers
 
-    def _pending(self, action: Transfer) -> None:
-        """A dry run's transfer: checked as the real one would be, and described."""
-        master = action.master
-        logger.info("%s: Pending: %s (%d MB)", self.name, action.name, master.size_mb)
-        method = self.methods[action.name]
-        planned = Planned(self.pending_images, self.result.pending_bytes)
-        try:
-            self.sender.check(master, method, planned)
-        except PreflightRefused as refusal:
-            logger.warning(
-                "%s: would refuse %s before the transfer: %s",
-                self.name,
-                action.name,
-                refusal.reason,
-            )
-            self.refused.append(action.name)
-            return
-        self._describe(action, method)
-        self.pending_images += 1
-        self.result.pending_bytes += master.size
-
     def _transfer(self, action: Transfer) -> None:
         master = action.master
-        if self.dry_run:
-            self._pending(action)
-            return
         if action.mode == REPLACE:
             logger.info("%s: Replacing image %s (%d MB)", self.name, action.name, master.size_mb)
         elif action.mode == RENAME:
@@ -238,8 +199,6 @@ class _Executor:
             self.facade.update(self.region, old.copy(name=old.name + ".old", is_public=False))
 
 
-def apply_plan(
-    plan: RegionPlan, facade: Facade, sender: Sender, dry_run: bool = False
-) -> RegionResult:
+def apply_plan(plan: RegionPlan, facade: Facade, sender: Sender) -> RegionResult:
     """Run ``plan``'s actions in its region, through the facade of the region's target."""
-    return _Executor(plan, facade, sender, dry_run).run()
+    return _Executor(plan, facade, sender).run()

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from fiwareglancesync.apply import RegionResult, apply_plan
 from fiwareglancesync.condition import ConditionLimitError
 from fiwareglancesync.config import MASTER, Config, TargetConfig
+from fiwareglancesync.dryrun import print_plan
 from fiwareglancesync.errors import (
     ConfigError,
     FacadeError,
@@ -503,7 +504,9 @@ class GlanceSync:
     def _plan_and_apply(self, region: RegionRef, dry_run: bool) -> RegionResult:
         plan = self.plan(region)
         log_notices(plan.notices)
-        return apply_plan(plan, self.facade(region.target), self.sender(region), dry_run)
+        if dry_run:  # the plan printed: no facade to change anything with
+            return print_plan(plan, self.sender(region))
+        return apply_plan(plan, self.facade(region.target), self.sender(region))
 
     def finish_region(self, region: RegionRef) -> None:
         """The region is done for this run: its facade may tidy up (the mock compacts)."""

@@ -13,6 +13,7 @@ from test_preflight import qcow2_image, raw_disk
 
 from fiwareglancesync.apply import apply_plan
 from fiwareglancesync.config import build_config, read_config_text
+from fiwareglancesync.dryrun import print_plan
 from fiwareglancesync.errors import FacadeError, PreflightRefused, RegionError
 from fiwareglancesync.facades.base import Facade, ImageData
 from fiwareglancesync.plan import plan_region
@@ -292,7 +293,7 @@ def test_a_dry_run_says_what_would_be_refused_and_changes_nothing(caplog):
     chooser = sender(facade, heads={"kernel": qcow2_image()})
 
     with pytest.raises(RegionError, match=r"^1 image would be refused before the transfer"):
-        apply_plan(plan, facade, chooser, dry_run=True)
+        print_plan(plan, chooser)
 
     assert facade.calls == []
     lines = [r.getMessage() for r in caplog.records]
@@ -303,6 +304,8 @@ def test_a_dry_run_says_what_would_be_refused_and_changes_nothing(caplog):
     assert "RegionA: would upload kernel (1 MB) by stream" not in lines
     assert "RegionA: would upload other (1 MB) by stream" in lines
     assert "RegionA: MBs pending : 2" in lines  # the refused image is not counted
+    # As in the sync: with its kernel refused, the image would go without it.
+    assert "RegionA: Not found kernel on region. It should be kernel_id of image ami" in lines
     [refusal] = [r for r in caplog.records if "would refuse" in r.getMessage()]
     assert refusal.levelno == logging.WARNING
 
@@ -315,7 +318,7 @@ def test_a_dry_run_counts_what_it_would_have_sent_against_the_quota(caplog):
     facade = Region(usage={"image_size_total": {"usage": 1, "limit": 6}})
 
     with pytest.raises(RegionError, match=r"^1 image would be refused before the transfer: c$"):
-        apply_plan(plan, facade, sender(facade), dry_run=True)
+        print_plan(plan, sender(facade))
 
     assert (
         "RegionA: would refuse c before the transfer: 2 MB would exceed the region's "
