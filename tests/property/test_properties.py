@@ -62,7 +62,7 @@ def master_images(draw):
                 size=draw(st.integers(0, 5)) * 1048576,
                 checksum=digest(draw(st.sampled_from(CONTENTS))),
                 owner=draw(st.sampled_from([OURS] * 4 + ["", THEIRS])),
-                is_public=draw(st.sampled_from([True, True, True, False])),
+                visibility=draw(st.sampled_from(["public", "public", "public", "private"])),
                 user_properties=properties,
             )
         )
@@ -78,7 +78,7 @@ def _regional(draw, index, name, checksum, properties):
         size=draw(st.integers(0, 5)) * 1048576,
         checksum=checksum,
         owner=draw(st.sampled_from([OURS, OURS, OURS, THEIRS, "000tenant1id"])),
-        is_public=draw(st.booleans()),
+        visibility=draw(st.sampled_from(["public", "private"])),
         user_properties=properties,
     )
 
@@ -234,7 +234,7 @@ def backup_rows(draw, region):
                 st.one_of(st.none(), st.text("0123456789abcdef", min_size=32, max_size=32))
             ),
             owner=draw(st.sampled_from(["tenant1id", "tenant2id", "", "0001", "someone"])),
-            is_public=draw(st.booleans()),
+            visibility=draw(st.sampled_from(["public", "private"])),
             user_properties=draw(st.dictionaries(TEXT, PROPERTY_VALUES, max_size=4)),
         )
         for _ in range(draw(st.integers(0, 5)))

@@ -20,8 +20,12 @@ def checksum(text: str) -> str:
 def image(name: str, image_id: str | None = None, **fields: Any) -> Image:
     fields.setdefault("checksum", checksum(name))
     fields.setdefault("owner", PROJECT)
-    fields.setdefault("is_public", True)
     fields.setdefault("size", 1000)
+    public = fields.pop("is_public", True)
+    if fields.get("visibility") is not None:  # Glance v2's, as a facade reads it
+        fields.setdefault("visibility_known", True)
+    else:  # public or not only, as a format-1 backup row tells it
+        fields["visibility"] = "public" if public else "private"
     return Image(name=name, id=image_id or f"id-{name}", **fields)
 
 

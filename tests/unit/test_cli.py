@@ -457,7 +457,7 @@ def test_backup_format_of_v2_fields(flag, columns, tmp_path, monkeypatch):
     if columns == 18:
         assert (image.visibility, image.members) == ("shared", ("proj-z",))
     else:  # format 1 knows only is_public
-        assert (image.visibility, image.members, image.is_public) == (None, (), False)
+        assert (image.known_visibility, image.members, image.is_public) == (None, (), False)
 
 
 def test_backup_format_without_make_backup_is_a_usage_error(environ, capsys):

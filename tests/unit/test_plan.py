@@ -284,7 +284,7 @@ def test_ami_ids_are_compared_by_name_not_uuid():
 
 def test_ami_with_a_dependency_the_target_does_not_synchronise_is_error_ami():
     master = ami_master()
-    master[0].is_public = False  # the kernel is no longer selected
+    master[0].visibility = "private"  # the kernel is no longer selected
     regional = [image("ramdisk", "rr"), image("ami", "ra", user_properties={"ramdisk_id": "rr"})]
     result = statuses(master, regional)
     assert result["ami"] == Status.ERROR_AMI
@@ -293,7 +293,7 @@ def test_ami_with_a_dependency_the_target_does_not_synchronise_is_error_ami():
 
 def test_own_upload_status_wins_over_ami_statuses():
     master = ami_master()
-    master[0].is_public = False
+    master[0].visibility = "private"
     assert statuses(master, [])["ami"] == Status.PENDING_UPLOAD
 
 
