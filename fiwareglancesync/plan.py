@@ -479,6 +479,7 @@ class _Statuses:
         return self._content(master, regional, False)
 
     def _decide(self, master: Image, regional: Image | None) -> tuple[Status, str | None]:
+        """The status and, for an error or a checksum directive, the reason."""
         dependencies = ami_dependencies(master)
         missing = self.ami.missing(dependencies) if dependencies else None
         if missing is not None:

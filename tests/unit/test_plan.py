@@ -258,6 +258,45 @@ def test_ami_dependencies_go_first_whatever_their_size():
     assert [entry.name for entry in plan.transfers] == ["ramdisk", "kernel", "ami"]
 
 
+def cycle_master():
+    # Two images naming each other as kernel: no real AMI does it, but a planner must end.
+    return [
+        image("big", "mb", size=5000, user_properties={"kernel_id": "ms"}),
+        image("small", "ms", size=10, user_properties={"kernel_id": "mb"}),
+    ]
+
+
+def test_a_kernel_cycle_ends_where_it_closes():
+    plan = plan_region(R, cycle_master(), [], target(), PROJECT)
+    # small (first by size) pulls its kernel big before it; big's kernel, small, is
+    # where the cycle closes, so the walk stops there.
+    assert [(e.name, e.status) for e in plan.statuses] == [
+        ("small", Status.PENDING_UPLOAD),
+        ("big", Status.PENDING_UPLOAD),
+    ]
+    assert [t.name for t in plan.transfers] == ["big", "small"]
+
+
+def test_in_a_kernel_cycle_a_present_image_waits_for_the_missing_one():
+    regional = [image("small", "rs", size=10, user_properties={"kernel_id": "rb"})]
+    plan = plan_region(R, cycle_master(), regional, target(), PROJECT)
+    assert {e.name: e.status for e in plan.statuses} == {
+        "small": Status.PENDING_AMI,
+        "big": Status.PENDING_UPLOAD,
+    }
+    assert [(type(a).__name__, a.name) for a in plan.actions] == [
+        ("Transfer", "big"),
+        ("UpdateMetadata", "small"),
+    ]
+
+
+def test_an_image_naming_itself_as_kernel_is_planned_like_any_other():
+    master = [image("selfish", "mx", user_properties={"kernel_id": "mx"})]
+    regional = [image("selfish", "rx", user_properties={"kernel_id": "rx"})]
+    assert statuses(master, regional) == {"selfish": Status.OK}
+    assert statuses(master, []) == {"selfish": Status.PENDING_UPLOAD}
+
+
 def test_ami_present_waits_for_its_kernel():
     regional = [image("ramdisk", "rr"), image("ami", "ra", user_properties={"ramdisk_id": "rr"})]
     result = statuses(ami_master(), regional)
