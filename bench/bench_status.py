@@ -32,7 +32,7 @@ def checksum(text: str) -> str:
 def _image(
     region: str, name: str, image_id: str, size: int, digest: str, properties: dict
 ) -> Image:
-    return Image(name, image_id, region, "active", size, digest, "tenant1id", True, properties)
+    return Image(name, image_id, region, "active", size, digest, "tenant1id", "public", properties)
 
 
 def _write(path: Path, images: list[Image]) -> int:

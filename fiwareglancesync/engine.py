@@ -18,6 +18,7 @@ import math
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from fiwareglancesync.apply import apply_plan
 from fiwareglancesync.backup import backup_file_name
 from fiwareglancesync.condition import ConditionLimitError
 from fiwareglancesync.config import MASTER, Config, TargetConfig
+from fiwareglancesync.dryrun import print_plan
 from fiwareglancesync.errors import (
     ConfigError,
     FacadeError,
@@ -519,12 +521,16 @@ class GlanceSync:
             logger.warning("%s", warning)
         return plan.by_image
 
-    def _plan(self, region: RegionRef, listing: MasterListing) -> RegionPlan:
-        master = listing.kept()
-        regional = self._facade(region.target).list_images(region)
+    def _plan(
+        self, region: RegionRef, listing: MasterListing, regional: list[Image] | None = None
+    ) -> RegionPlan:
+        """The region's plan from the master ``listing``, on ``regional`` (default: the
+        region as it is now)."""
+        if regional is None:
+            regional = self._facade(region.target).list_images(region)
         return plan_region(
             region,
-            master,
+            listing.kept(),
             regional,
             self._target(region.target),
             self._project_id(region.target),
@@ -577,7 +583,17 @@ class GlanceSync:
 
     def _plan_and_apply(self, region: RegionRef, dry_run: bool, fresh: bool) -> RegionFigures:
         listing = self._listing(fresh)  # once the lock is held: the master as it is now
-        plan = self._plan(region, listing)
+        facade = self._facade(region.target)
+        regional = facade.list_images(region)
+        plan = self._plan(region, listing, regional)
         log_notices(plan.notices)
         sender = self._sender(region, listing)
-        return apply_plan(plan, self._facade(region.target), sender, dry_run)
+        if dry_run:  # the plan printed: no facade to change anything with
+            return print_plan(plan, sender)
+
+        def statuses_of(images: list[Image]) -> dict[str, int]:
+            # What the next look at the region would find: the same plan, made again.
+            replanned = self._plan(region, listing, images)
+            return dict(Counter(entry.status for entry in replanned.statuses))
+
+        return apply_plan(plan, facade, sender, regional, statuses_of)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fiwareglancesync.image import Image
+from fiwareglancesync.image import PRIVATE, PUBLIC, SHARED, Image
 
 TAGS = "tags"
 VISIBILITY = "visibility"
@@ -51,15 +51,17 @@ class Fields:
             "min_disk": self.min_disk,
             "min_ram": self.min_ram,
             "members": self.members,
-            "visibility": self.visibility,
         }
         if self.visibility:
-            changes["is_public"] = self.visibility == "public"
+            changes.update(visibility=self.visibility, visibility_known=True)
+        else:  # public-or-not only: the facade keeps a shared or community copy so
+            changes.update(visibility=PUBLIC if image.is_public else PRIVATE)
+            changes.update(visibility_known=False)
         return image.copy(**changes)
 
 
 def _visibility_known(master: Image, regional: Image | None) -> bool:
-    return bool(master.visibility and (regional is None or regional.visibility))
+    return master.visibility_known and (regional is None or regional.visibility_known)
 
 
 def differences(
@@ -95,9 +97,14 @@ def differences(
 
 
 def same_fields(master: Image, regional: Image) -> bool:
-    """Every synchronised field equal as stored: no field can differ, whatever is synced."""
+    """Every synchronised field equal as stored: no field can differ, whatever is synced.
+
+    Plain attributes only (it runs for every copy); two copies whose visibility is not
+    known, one public and one not, are not "the same" here, and differences() decides.
+    """
     return (
         master.visibility == regional.visibility
+        and master.visibility_known == regional.visibility_known
         and master.tags == regional.tags
         and master.hidden == regional.hidden
         and master.protected == regional.protected
@@ -108,9 +115,9 @@ def same_fields(master: Image, regional: Image) -> bool:
 
 def _shared_copy(master: Image, regional: Image | None, synced: frozenset[str]) -> bool:
     """Will the copy be a shared image (the only kind that has members)?"""
-    if VISIBILITY in synced and master.visibility:
-        return master.visibility == "shared"
-    return regional is not None and regional.visibility == "shared"
+    if VISIBILITY in synced and master.visibility_known:
+        return master.visibility == SHARED
+    return regional is not None and regional.visibility == SHARED
 
 
 def desired(
@@ -123,7 +130,7 @@ def desired(
     field, the region's own (or the default, for a new copy) of the others."""
     base = regional or Image(name=master.name, id="")
     # None: public-or-not only, and the facade keeps a shared or community copy so.
-    visibility = master.visibility if VISIBILITY in synced else None
+    visibility = master.known_visibility if VISIBILITY in synced else None
     protected = bool(base.protected) or (PROTECTED in synced and master.protected)
     member_ids: tuple[str, ...] = ()
     if _shared_copy(master, regional, synced):

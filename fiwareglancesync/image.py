@@ -53,7 +53,8 @@ GLANCE_FIELDS = (
 CSV_FIELDS = CSV_FIELDS_V1 + GLANCE_FIELDS
 FORMATS = (1, 2)
 LATEST_FORMAT = 2
-VISIBILITIES = ("public", "private", "shared", "community")
+PUBLIC, PRIVATE, SHARED, COMMUNITY = "public", "private", "shared", "community"
+VISIBILITIES = (PUBLIC, PRIVATE, SHARED, COMMUNITY)
 _EMPTY_GLANCE_CELLS = ("",) * len(GLANCE_FIELDS)
 
 # Properties that hold the UUID of another image of the same region.
@@ -70,9 +71,11 @@ class Image:
 
     ``user_properties`` holds the custom properties, ``kernel_id`` and ``ramdisk_id``
     included (Glance v2 has them as attributes; the facade folds them in here).
-    ``hidden`` is Glance's ``os_hidden``. ``visibility`` is one of Glance's four, or None
-    where only ``is_public`` is known (a format-1 backup, Glance v1): then it reads as
-    public or private. When it is known, ``is_public`` is ``visibility == "public"``.
+    ``hidden`` is Glance's ``os_hidden``. ``visibility`` is one of Glance's four;
+    ``is_public`` is read from it. Where the source tells only public or not (a format-1
+    backup row, Glance v1) the visibility is public or private and ``visibility_known``
+    is false: the row needs no visibility cell, and only public-or-not is compared with
+    a copy (see :mod:`fields`).
     ``members``: the projects an image is shared with (and that accepted it), by id.
     """
 
@@ -83,7 +86,7 @@ class Image:
     size: int = 0
     checksum: str | None = None
     owner: str = ""
-    is_public: bool = False
+    visibility: str = PRIVATE
     user_properties: dict[str, Any] = field(default_factory=dict)
     disk_format: str | None = None
     container_format: str | None = None
@@ -94,30 +97,39 @@ class Image:
     # copy is verified with. Not in a backup row; an image read from one has none.
     os_hash_algo: str | None = None
     os_hash_value: str | None = None
-    visibility: str | None = None
+    visibility_known: bool = False
     tags: tuple[str, ...] = ()
     protected: bool = False
     members: tuple[str, ...] = ()
 
     @property
-    def effective_visibility(self) -> str:
-        """Glance's visibility; public or private where only is_public is known."""
-        if self.visibility:
-            return self.visibility
-        return "public" if self.is_public else "private"
+    def is_public(self) -> bool:
+        return self.visibility == PUBLIC
+
+    @property
+    def known_visibility(self) -> str | None:
+        """The visibility as Glance v2 tells it; None where only public-or-not is known."""
+        return self.visibility if self.visibility_known else None
+
+    def made_public(self, public: bool) -> str:
+        """This image's visibility once made public, or not: public, else private, but a
+        shared or community image stays so (public-or-not is all Glance v1 could set)."""
+        if public:
+            return PUBLIC
+        return self.visibility if self.visibility in (SHARED, COMMUNITY) else PRIVATE
 
     def copy(self, **changes: Any) -> Image:
         """A copy with its own properties dict, so callers can change it safely.
 
-        Changing ``is_public`` alone keeps a known visibility in step: public, or (made
-        not public) private, but a shared or community image stays so.
+        A visibility given is Glance's (known) unless ``visibility_known`` says otherwise;
+        ``is_public=`` may be given instead, as Glance v1 did: see :meth:`made_public`.
         """
         changes.setdefault("user_properties", dict(self.user_properties))
-        if "is_public" in changes and "visibility" not in changes and self.visibility:
-            if changes["is_public"]:
-                changes["visibility"] = "public"
-            elif self.visibility == "public":
-                changes["visibility"] = "private"
+        if "visibility" in changes:
+            changes.setdefault("visibility_known", True)
+        if "is_public" in changes:
+            public = changes.pop("is_public")
+            changes.setdefault("visibility", self.made_public(public))
         return dataclasses.replace(self, **changes)
 
     @property
@@ -148,7 +160,7 @@ def _list_cell(values: Sequence[str]) -> str:
 def glance_cells(image: Image) -> list[str]:
     """The format-2 cells of ``image``: empty where the field has its default."""
     return [
-        image.visibility or "",
+        image.known_visibility or "",
         _list_cell(image.tags),
         "True" if image.hidden else "",
         "True" if image.protected else "",
@@ -286,7 +298,7 @@ def _build(row: list[str], properties: dict[str, Any]) -> Image:
         int(size) if size.isascii() and size.isdigit() else _parse_size(size),
         None if checksum in ("", "None") else checksum,
         "" if owner == "None" else owner,
-        True if is_public == "True" else _parse_is_public(is_public),
+        PUBLIC if is_public == "True" or _parse_is_public(is_public) else PRIVATE,
         properties,
     )
     if len(row) > len(CSV_FIELDS_V1):
@@ -328,14 +340,14 @@ def _parse_count(text: str, field_name: str) -> int:
 
 
 def set_glance_fields(image: Image, cells: list[str]) -> None:
-    """Read the format-2 cells into ``image``; the visibility decides ``is_public``."""
+    """Read the format-2 cells into ``image``; a visibility cell overrides ``is_public``."""
     visibility, tags, hidden, protected, min_disk, min_ram, disk, container, members = cells
     visibility = visibility.strip().lower()
     if visibility:
         if visibility not in VISIBILITIES:
             raise CsvFormatError(f"visibility is not one of {', '.join(VISIBILITIES)}")
         image.visibility = visibility
-        image.is_public = visibility == "public"
+        image.visibility_known = True
     image.tags = _parse_list_cell(tags, "tags")
     image.hidden = _parse_flag(hidden, "os_hidden")
     image.protected = _parse_flag(protected, "protected")

@@ -10,9 +10,11 @@ from __future__ import annotations
 import io
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+from functools import partial
+from typing import Any, Generic, TypeVar
 
 from fiwareglancesync import fields
 from fiwareglancesync.actions import (
@@ -31,27 +33,31 @@ from fiwareglancesync.region import RegionRef
 
 OBSOLETE_SUFFIX = "_obsolete"
 
-OK = "ok"
-OK_STALLED = "ok_stalled_checksum"
-ERROR_CHECKSUM = "error_checksum"
-ERROR_AMI = "error_ami"
-PENDING_UPLOAD = "pending_upload"
-PENDING_REPLACE = "pending_replace"
-PENDING_RENAME = "pending_rename"
-PENDING_METADATA = "pending_metadata"
-PENDING_AMI = "pending_ami"
-STATUSES = (
-    OK,
-    OK_STALLED,
-    ERROR_CHECKSUM,
-    ERROR_AMI,
-    PENDING_UPLOAD,
-    PENDING_REPLACE,
-    PENDING_RENAME,
-    PENDING_METADATA,
-    PENDING_AMI,
-)
-TRANSFERS = frozenset({PENDING_UPLOAD, PENDING_REPLACE, PENDING_RENAME})
+
+class Status(StrEnum):
+    """The sync status of an image in a region.
+
+    A StrEnum, so a status is its string wherever it is written (CSV rows, JSON, the
+    status page, metric labels) and compares equal to it.
+    """
+
+    OK = "ok"
+    OK_STALLED = "ok_stalled_checksum"
+    ERROR_CHECKSUM = "error_checksum"
+    ERROR_AMI = "error_ami"
+    PENDING_UPLOAD = "pending_upload"
+    PENDING_REPLACE = "pending_replace"
+    PENDING_RENAME = "pending_rename"
+    PENDING_METADATA = "pending_metadata"
+    PENDING_AMI = "pending_ami"
+
+
+STATUSES = tuple(Status)  # the documented order, that of reports and metrics
+TRANSFERS = frozenset({Status.PENDING_UPLOAD, Status.PENDING_REPLACE, Status.PENDING_RENAME})
+# On Python 3.11 reading Status.X is a descriptor call (some 300 ns, fifteen times a
+# global's): the paths run for every image of every region read these names instead.
+_OK, _PENDING_UPLOAD, _PENDING_METADATA = Status.OK, Status.PENDING_UPLOAD, Status.PENDING_METADATA
+_PENDING_AMI = Status.PENDING_AMI
 
 Notice = tuple[int, str]  # (logging level, message)
 
@@ -60,7 +66,7 @@ Notice = tuple[int, str]  # (logging level, message)
 class ImageStatus:
     """The sync status of one master image in one region."""
 
-    status: str
+    status: Status
     region: RegionRef
     master: Image
     regional: Image | None = None
@@ -98,10 +104,6 @@ class RegionPlan:
     statuses: list[ImageStatus]
     actions: list[Action]
     notices: list[Notice]
-    master_images: list[Image]
-
-    def with_status(self, *statuses: str) -> list[ImageStatus]:
-        return [entry for entry in self.statuses if entry.status in statuses]
 
     @property
     def transfers(self) -> list[Transfer]:
@@ -185,8 +187,13 @@ def _normalise(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-class _Region:
-    """The regional images GlanceSync considers, chosen once per plan."""
+class _RegionalImages:
+    """The regional images GlanceSync considers, chosen once per plan.
+
+    Nameless images, other projects' (with ``only_tenant_images``) and images that are
+    not active are left out; of two images with one name, the one with the master's
+    checksum is kept. The warnings about them are collected in ``notices``.
+    """
 
     def __init__(
         self,
@@ -251,107 +258,325 @@ class _Region:
         return chosen
 
 
-# --------------------------------------------------------------------------- statuses
+# --------------------------------------------------------------------------- AMI
+
+_Key = TypeVar("_Key")
+_Value = TypeVar("_Value")
 
 
-def _checksum_directive(checksum: str | None, target: TargetConfig) -> str:
-    """The one documented order: dontupdate, rename, replace, rename any, replace any."""
-    if checksum in target.dontupdate:
-        return OK_STALLED
-    if checksum in target.rename:
-        return PENDING_RENAME
-    if checksum in target.replace:
-        return PENDING_REPLACE
-    if "any" in target.rename:
-        return PENDING_RENAME
-    if "any" in target.replace:
-        return PENDING_REPLACE
-    return ERROR_CHECKSUM
+class _DependenciesFirst(Generic[_Key, _Value]):
+    """Values computed depth first, each once: the planner's one cycle guard.
+
+    A kernel's or ramdisk's value is computed while its dependant's is, before that one
+    is finished. Where dependencies form a cycle (an image naming itself as its kernel,
+    two images naming each other), the image met again while its own value is being
+    computed gets ``on_cycle()``, which is not kept: the walk stops there.
+    """
+
+    def __init__(self) -> None:
+        self.done: dict[_Key, _Value] = {}
+        self._active: set[_Key] = set()
+
+    def get(
+        self, key: _Key, compute: Callable[[], _Value], on_cycle: Callable[[], _Value]
+    ) -> _Value:
+        found = self.done.get(key)
+        if found is not None:
+            return found
+        if key in self._active:
+            return on_cycle()
+        self._active.add(key)
+        try:
+            value = self.done[key] = compute()
+        finally:
+            self._active.discard(key)
+        return value
+
+
+def names_ami(properties: Mapping[str, Any]) -> bool:
+    """Do these properties name a kernel or ramdisk (a key, whatever its value)?
+
+    The planner's one test for AMI images; the common answer is no, found in two lookups.
+    """
+    return "kernel_id" in properties or "ramdisk_id" in properties
 
 
 def ami_dependencies(image: Image) -> list[tuple[str, str]]:
     """``(property, master id)`` for each kernel/ramdisk the image needs."""
     properties = image.user_properties
-    if "kernel_id" not in properties and "ramdisk_id" not in properties:
-        return []  # the common case, checked first: this runs for every image
-    return [
-        (prop, str(image.user_properties[prop]))
-        for prop in AMI_PROPERTIES
-        if image.user_properties.get(prop)
-    ]
+    if not names_ami(properties):
+        return []
+    return [(prop, str(properties[prop])) for prop in AMI_PROPERTIES if properties.get(prop)]
 
 
-class _Planner:
+class _AmiDependencies:
+    """Kernels and ramdisks: what an image needs, how they are named, and their order.
+
+    In the master an AMI image names its kernel and ramdisk by master id, in a region by
+    that region's ids; both are compared through master names.
+    """
+
     def __init__(
         self,
-        region: RegionRef,
-        master_images: list[Image],
-        selected: list[Image],
-        regional_images: list[Image],
-        target: TargetConfig,
-        project_id: str | None,
-        members: Mapping[str, tuple[str, ...]],
+        master_by_id: dict[str, Image],
+        selected_ids: set[str],
+        regional_names_by_id: dict[str, str],
     ):
-        self.region_name = region
-        self.target = target
-        self.members = members
-        self.project_id = project_id
-        self.master_images = master_images
-        self.master_by_id = {image.id: image for image in master_images}
-        self.selected = selected
-        self.selected_ids = {image.id for image in selected}
-        master_by_name = {image.name: image for image in self.selected}
-        self.regional_images = regional_images
-        self.region = _Region(region, regional_images, target, project_id, master_by_name)
-        self.notices = self.region.notices
+        self.master_by_id = master_by_id
+        self.selected_ids = selected_ids
+        self.regional_names_by_id = regional_names_by_id
 
-    def plan(self) -> RegionPlan:
-        self._finals: dict[str, ImageStatus] = {}
-        self._visiting: set[str] = set()
-        statuses = [self._final(image) for image in self.selected]
-        transfers = _transfer_order(
-            [s for s in statuses if s.status in TRANSFERS], self.master_by_id
-        )
-        actions: list[Action] = [
-            *self._obsolete_updates(),
-            *(self._metadata_update(s) for s in statuses if s.status == PENDING_METADATA),
-            *(self._transfer(entry) for entry in transfers),
-            *(self._metadata_update(s, True) for s in statuses if s.status == PENDING_AMI),
-        ]
-        return RegionPlan(
-            region=self.region_name,
-            statuses=statuses,
-            actions=actions,
-            notices=self.notices,
-            master_images=self.master_images,
-        )
+    def master_name(self, image_id: Any) -> str:
+        image = self.master_by_id.get(str(image_id))
+        return image.name if image is not None else str(image_id)
 
-    # ------------------------------------------------------------------- actions
-
-    def _references(self, master: Image) -> dict[str, str | None]:
+    def references(self, master: Image) -> dict[str, str | None]:
         """The master's kernel and ramdisk, as the names of master images."""
         found: dict[str, str | None] = {}
         for prop in AMI_PROPERTIES:
             wanted = master.user_properties.get(prop)
-            found[prop] = self._master_name(wanted) if wanted else None
+            found[prop] = self.master_name(wanted) if wanted else None
         return found
 
-    def _desired(
-        self, master: Image, properties: dict[str, Any], regional: Image | None
-    ) -> Desired:
-        references = self._references(master)
-        synced = self.target.sync_fields
-        members = self.members.get(master.id, ())
-        return Desired(
-            name=master.name,
-            is_public=master.is_public,
-            properties=properties,
-            kernel=references["kernel_id"],
-            ramdisk=references["ramdisk_id"],
-            fields=fields.desired(master, regional, synced, members),
+    def missing(self, dependencies: list[tuple[str, str]]) -> str | None:
+        """Why a dependency cannot be had at all: it is not in the master (None: it is)."""
+        for prop, dependency_id in dependencies:
+            if dependency_id not in self.master_by_id:
+                return f"its {prop} {dependency_id} is not an active image of the master region"
+        return None
+
+    def waiting(
+        self, dependencies: list[tuple[str, str]], status_of: Callable[[Image], Status]
+    ) -> tuple[Status, str | None] | None:
+        """``error_ami`` or ``pending_ami`` when a dependency decides the image's status;
+        None when every dependency is in the region (``status_of``: a dependency's)."""
+        for prop, dependency_id in dependencies:
+            dependency = self.master_by_id[dependency_id]
+            if dependency_id not in self.selected_ids:
+                return (
+                    Status.ERROR_AMI,
+                    f"its {prop} {dependency.name} is not synchronised to this region",
+                )
+            dependency_status = status_of(dependency)
+            if dependency_status in TRANSFERS:
+                return _PENDING_AMI, None
+            if dependency_status == Status.ERROR_AMI:
+                return Status.ERROR_AMI, f"its {prop} {dependency.name} is error_ami itself"
+        return None
+
+    def differ(self, mine: dict[str, Any], theirs: dict[str, Any]) -> bool:
+        """Do a master image's kernel and ramdisk differ from its regional copy's?"""
+        for prop in AMI_PROPERTIES:
+            wanted, actual = mine.get(prop), theirs.get(prop)
+            if bool(wanted) != bool(actual):
+                return True
+            if wanted and self.master_name(wanted) != self.regional_names_by_id.get(str(actual)):
+                return True
+        return False
+
+    def transfer_order(self, transfers: list[ImageStatus]) -> list[ImageStatus]:
+        """Ascending size, but every kernel/ramdisk before the images that need it."""
+        by_id = {entry.master.id: entry for entry in transfers}
+        ordered: list[ImageStatus] = []
+        walk: _DependenciesFirst[str, bool] = _DependenciesFirst()
+
+        def place(entry: ImageStatus) -> bool:
+            for _, dependency_id in ami_dependencies(entry.master):
+                if dependency_id in by_id:
+                    walk.get(dependency_id, partial(place, by_id[dependency_id]), _stay)
+            ordered.append(entry)
+            return True
+
+        for entry in sorted(transfers, key=lambda e: (e.size, e.name)):
+            walk.get(entry.master.id, partial(place, entry), _stay)
+        return ordered
+
+
+def _stay() -> bool:
+    # A transfer met again in a dependency cycle: it keeps its place in size order.
+    return False
+
+
+# --------------------------------------------------------------------------- statuses
+
+
+def _checksum_directive(checksum: str | None, target: TargetConfig) -> Status:
+    """The one documented order: dontupdate, rename, replace, rename any, replace any."""
+    if checksum in target.dontupdate:
+        return Status.OK_STALLED
+    if checksum in target.rename:
+        return Status.PENDING_RENAME
+    if checksum in target.replace:
+        return Status.PENDING_REPLACE
+    if "any" in target.rename:
+        return Status.PENDING_RENAME
+    if "any" in target.replace:
+        return Status.PENDING_REPLACE
+    return Status.ERROR_CHECKSUM
+
+
+class _Statuses:
+    """The status of each selected master image in the region.
+
+    Decided from, in turn: the kernel and ramdisk being in the master, the regional
+    copy's presence and checksum (with the checksum directives and protection), the
+    kernel's and ramdisk's own statuses, and the metadata. Each image's status is
+    computed once, a dependency's while its dependant's is (see _DependenciesFirst).
+    Warnings for the operator go to ``notices``.
+    """
+
+    def __init__(
+        self,
+        region: RegionRef,
+        regional: _RegionalImages,
+        target: TargetConfig,
+        members: Mapping[str, tuple[str, ...]],
+        ami: _AmiDependencies,
+    ):
+        self.region = region
+        self.chosen = regional.chosen
+        self.notices = regional.notices
+        self.target = target
+        self.members = members
+        self.ami = ami
+        self._walk: _DependenciesFirst[str, ImageStatus] = _DependenciesFirst()
+
+    def of(self, master: Image) -> ImageStatus:
+        known = self._walk.done.get(master.id)
+        if known is not None:
+            return known
+        regional = self.chosen.get(master.name)
+        if not names_ami(master.user_properties):  # no dependency, so no cycle to guard
+            result = self._walk.done[master.id] = self._plain(master, regional)
+            return result
+        return self._walk.get(
+            master.id,
+            lambda: self._entry(master, regional, self._decide),
+            # Met again in a cycle: its content alone decides, and nothing is said twice.
+            lambda: self._entry(master, regional, self._quiet_content),
         )
 
-    def _metadata_update(self, entry: ImageStatus, after_transfers: bool = False) -> UpdateMetadata:
+    def _plain(self, master: Image, regional: Image | None) -> ImageStatus:
+        """_decide for an image without kernel or ramdisk (most images), kept short: at
+        scale it runs for every image of every region."""
+        if regional is not None and regional.checksum == master.checksum:
+            differs = self._metadata_differs(master, regional)
+            status, message = (_PENDING_METADATA if differs else _OK), None
+        else:
+            status, message = self._content(master, regional, True)
+        return ImageStatus(status, self.region, master, regional, message)
+
+    def _entry(
+        self,
+        master: Image,
+        regional: Image | None,
+        decide: Callable[[Image, Image | None], tuple[Status, str | None]],
+    ) -> ImageStatus:
+        status, message = decide(master, regional)
+        return ImageStatus(status, self.region, master, regional, message)
+
+    def _quiet_content(self, master: Image, regional: Image | None) -> tuple[Status, str | None]:
+        return self._content(master, regional, False)
+
+    def _decide(self, master: Image, regional: Image | None) -> tuple[Status, str | None]:
+        """The status and, for an error or a checksum directive, the reason."""
+        dependencies = ami_dependencies(master)
+        missing = self.ami.missing(dependencies) if dependencies else None
+        if missing is not None:
+            return Status.ERROR_AMI, missing
+        status, message = self._content(master, regional, True)
+        if status != _OK:
+            return status, message
+        waiting = self.ami.waiting(dependencies, lambda image: self.of(image).status)
+        if waiting is not None:
+            return waiting
+        assert regional is not None  # OK content: the region has a copy
+        if self._metadata_differs(master, regional):
+            return _PENDING_METADATA, None
+        return _OK, None
+
+    def _content(
+        self, master: Image, regional: Image | None, notify: bool
+    ) -> tuple[Status, str | None]:
+        """Present or not, same content or not: everything but AMI and metadata."""
+        if regional is None:
+            return _PENDING_UPLOAD, None
+        if regional.checksum == master.checksum:
+            return _OK, None
+        status = _checksum_directive(regional.checksum, self.target)
+        message = f"checksum {regional.checksum} in the region, {master.checksum} in the master"
+        if status in (Status.PENDING_REPLACE, Status.PENDING_RENAME) and regional.protected:
+            return self._protected(master, regional, status, notify)
+        if status == Status.ERROR_CHECKSUM and notify:
+            self.notices.append(
+                (
+                    logging.WARNING,
+                    f"Image {master.name} has a different checksum ({regional.checksum}) in "
+                    f"region {self.region} than in the master region. It was not set "
+                    "what to do. Please, fill either dontupdate, replace or rename with the "
+                    "checksum.",
+                )
+            )
+        return status, message
+
+    def _protected(
+        self, master: Image, regional: Image, status: Status, notify: bool
+    ) -> tuple[Status, str]:
+        """A protected copy is never replaced nor renamed: left as it is, and said so."""
+        policy = "replace" if status == Status.PENDING_REPLACE else "rename"
+        message = (
+            f"protected in the region: {policy} (checksum {regional.checksum}) is not "
+            "applied; GlanceSync never unprotects an image"
+        )
+        if notify:
+            self.notices.append(
+                (
+                    logging.WARNING,
+                    f"Image {master.name} ({regional.id}) is protected in region "
+                    f"{self.region}: left as it is, although {policy} applies to its "
+                    f"checksum {regional.checksum}.",
+                )
+            )
+        return Status.ERROR_CHECKSUM, message
+
+    def _metadata_differs(self, master: Image, regional: Image) -> bool:
+        if master.visibility != regional.visibility and master.is_public != regional.is_public:
+            return True  # visibility first: a plain attribute, equal in the steady state
+        members = self.members.get(master.id, ()) if self.members else ()
+        if (members or not fields.same_fields(master, regional)) and fields.differences(
+            master, regional, self.target.sync_fields, members
+        ):
+            return True
+        mine, theirs = master.user_properties, regional.user_properties
+        has_ami = names_ami(mine)
+        if mine == theirs and not has_ami:
+            return False  # the steady state, decided at C speed
+        keys = self.target.metadata_set or mine.keys()
+        for key in keys:
+            if key not in AMI_PROPERTIES and _normalise(mine.get(key)) != _normalise(
+                theirs.get(key)
+            ):
+                return True
+        if not has_ami:
+            return names_ami(theirs)  # a kernel or ramdisk the master image no longer has
+        return self.ami.differ(mine, theirs)
+
+
+# --------------------------------------------------------------------------- actions
+
+
+class _Actions:
+    """The action that takes an image from its status to ``ok``: a metadata update or
+    a transfer, carrying the image the region must end up with."""
+
+    def __init__(
+        self, target: TargetConfig, members: Mapping[str, tuple[str, ...]], ami: _AmiDependencies
+    ):
+        self.target = target
+        self.members = members
+        self.ami = ami
+
+    def metadata_update(self, entry: ImageStatus, after_transfers: bool = False) -> UpdateMetadata:
         """The master's metadata on the regional copy; its other properties are kept."""
         assert entry.regional is not None
         master = entry.master
@@ -366,7 +591,7 @@ class _Planner:
         desired = self._desired(master, properties, entry.regional)
         return UpdateMetadata(entry.regional, desired, after_transfers)
 
-    def _transfer(self, entry: ImageStatus) -> Transfer:
+    def transfer(self, entry: ImageStatus) -> Transfer:
         """A copy of the master image: its properties (those of metadata_set, if any)."""
         master = entry.master
         wanted = self.target.metadata_set
@@ -375,157 +600,57 @@ class _Planner:
             for key, value in master.user_properties.items()
             if (not wanted or key in wanted) and key not in AMI_PROPERTIES
         }
-        mode = {PENDING_REPLACE: REPLACE, PENDING_RENAME: RENAME}.get(entry.status, UPLOAD)
+        mode = {Status.PENDING_REPLACE: REPLACE, Status.PENDING_RENAME: RENAME}.get(
+            entry.status, UPLOAD
+        )
         return Transfer(master, self._desired(master, properties, None), mode, entry.regional)
 
-    def _content(
-        self, master: Image, regional: Image | None, notify: bool
-    ) -> tuple[str, str | None]:
-        """Present or not, same content or not: everything but AMI and metadata."""
-        if regional is None:
-            return PENDING_UPLOAD, None
-        if regional.checksum == master.checksum:
-            return OK, None
-        status = _checksum_directive(regional.checksum, self.target)
-        message = f"checksum {regional.checksum} in the region, {master.checksum} in the master"
-        if status in (PENDING_REPLACE, PENDING_RENAME) and regional.protected:
-            return self._protected(master, regional, status, notify)
-        if status == ERROR_CHECKSUM and notify:
-            self.notices.append(
-                (
-                    logging.WARNING,
-                    f"Image {master.name} has a different checksum ({regional.checksum}) in "
-                    f"region {self.region_name} than in the master region. It was not set "
-                    "what to do. Please, fill either dontupdate, replace or rename with the "
-                    "checksum.",
-                )
-            )
-        return status, message
-
-    def _protected(
-        self, master: Image, regional: Image, status: str, notify: bool
-    ) -> tuple[str, str]:
-        """A protected copy is never replaced nor renamed: left as it is, and said so."""
-        policy = "replace" if status == PENDING_REPLACE else "rename"
-        message = (
-            f"protected in the region: {policy} (checksum {regional.checksum}) is not "
-            "applied; GlanceSync never unprotects an image"
+    def _desired(
+        self, master: Image, properties: dict[str, Any], regional: Image | None
+    ) -> Desired:
+        references = self.ami.references(master)
+        members = self.members.get(master.id, ())
+        return Desired(
+            name=master.name,
+            is_public=master.is_public,
+            properties=properties,
+            kernel=references["kernel_id"],
+            ramdisk=references["ramdisk_id"],
+            fields=fields.desired(master, regional, self.target.sync_fields, members),
         )
-        if notify:
-            self.notices.append(
-                (
-                    logging.WARNING,
-                    f"Image {master.name} ({regional.id}) is protected in region "
-                    f"{self.region_name}: left as it is, although {policy} applies to its "
-                    f"checksum {regional.checksum}.",
-                )
-            )
-        return ERROR_CHECKSUM, message
 
-    def _final(self, master: Image) -> ImageStatus:
-        """The status of one image, computed once; a kernel's before the images needing it."""
-        known = self._finals.get(master.id)
-        if known is not None:
-            return known
-        regional = self.region.chosen.get(master.name)
-        properties = master.user_properties
-        if "kernel_id" not in properties and "ramdisk_id" not in properties:
-            return self._final_without_dependencies(master, regional)
-        if master.id in self._visiting:  # a dependency cycle: stop at the content status
-            return ImageStatus(
-                *self._content(master, regional, False), self.region_name, master, regional
-            )
-        self._visiting.add(master.id)
-        result = self._record(master, regional, *self._decide(master, regional))
-        self._visiting.discard(master.id)
-        return result
 
-    def _final_without_dependencies(self, master: Image, regional: Image | None) -> ImageStatus:
-        """The common case (no kernel, no ramdisk), kept short: it runs for every image."""
-        if regional is not None and regional.checksum == master.checksum:  # _content's OK
-            differs = self._metadata_differs(master, regional)
-            status, message = (PENDING_METADATA if differs else OK), None
-        else:
-            status, message = self._content(master, regional, True)
-        return self._record(master, regional, status, message)
+# --------------------------------------------------------------------------- obsolete
 
-    def _record(
-        self, master: Image, regional: Image | None, status: str, message: str | None
-    ) -> ImageStatus:
-        """Remember the image's final status."""
-        result = self._finals[master.id] = ImageStatus(
-            status, self.region_name, master, regional, message
-        )
-        return result
 
-    def _decide(self, master: Image, regional: Image | None) -> tuple[str, str | None]:
-        dependencies = ami_dependencies(master)
-        missing = self._missing_dependency(master) if dependencies else None
-        if missing is not None:
-            return ERROR_AMI, missing
-        status, message = self._content(master, regional, True)
-        if status != OK:
-            return status, message
-        for prop, dependency_id in dependencies:
-            dependency = self.master_by_id[dependency_id]
-            if dependency_id not in self.selected_ids:
-                return ERROR_AMI, f"its {prop} {dependency.name} is not synchronised to this region"
-            dependency_status = self._final(dependency).status
-            if dependency_status in TRANSFERS:
-                return PENDING_AMI, None
-            if dependency_status == ERROR_AMI:
-                return ERROR_AMI, f"its {prop} {dependency.name} is error_ami itself"
-        if self._metadata_differs(master, regional):
-            return PENDING_METADATA, None
-        return OK, None
+class _ObsoleteImages:
+    """The regional images to rename ``X_obsolete``, or to keep in step with one.
 
-    def _missing_dependency(self, master: Image) -> str | None:
-        for prop, dependency_id in ami_dependencies(master):
-            if dependency_id not in self.master_by_id:
-                return f"its {prop} {dependency_id} is not an active image of the master region"
-        return None
+    A master ``X_obsolete`` is ignored, with a warning, while the master still has a
+    synchronisable ``X``. Only active copies with the master's checksum are touched,
+    other projects' only without ``only_tenant_images``, and protected ones never.
+    """
 
-    def _metadata_differs(self, master: Image, regional: Image | None) -> bool:
-        assert regional is not None
-        if bool(master.is_public) != bool(regional.is_public):
-            return True
-        members = self.members.get(master.id, ()) if self.members else ()
-        if (members or not fields.same_fields(master, regional)) and fields.differences(
-            master, regional, self.target.sync_fields, members
-        ):
-            return True
-        mine, theirs = master.user_properties, regional.user_properties
-        has_ami = "kernel_id" in mine or "ramdisk_id" in mine
-        if mine == theirs and not has_ami:
-            return False  # the steady state, decided at C speed
-        keys = self.target.metadata_set or mine.keys()
-        for key in keys:
-            if key not in AMI_PROPERTIES and _normalise(mine.get(key)) != _normalise(
-                theirs.get(key)
-            ):
-                return True
-        if not has_ami:
-            return "kernel_id" in theirs or "ramdisk_id" in theirs
-        for prop in AMI_PROPERTIES:
-            wanted, actual = mine.get(prop), theirs.get(prop)
-            if bool(wanted) != bool(actual):
-                return True
-            if wanted and self._master_name(wanted) != self.region.names_by_id.get(str(actual)):
-                return True
-        return False
+    def __init__(
+        self,
+        region: RegionRef,
+        target: TargetConfig,
+        project_id: str | None,
+        regional_images: list[Image],
+        notices: list[Notice],
+    ):
+        self.region = region
+        self.target = target
+        self.project_id = project_id
+        self.regional_images = regional_images
+        self.notices = notices
 
-    def _master_name(self, image_id: Any) -> str:
-        image = self.master_by_id.get(str(image_id))
-        return image.name if image is not None else str(image_id)
-
-    # ------------------------------------------------------------------- obsolete
-
-    def _obsolete_updates(self) -> list[ObsoleteUpdate]:
+    def updates(self, master_images: list[Image], selected: list[Image]) -> list[ObsoleteUpdate]:
         if not self.target.support_obsolete_images:
             return []
-        selected_names = {image.name for image in self.selected}
+        selected_names = {image.name for image in selected}
         updates: list[ObsoleteUpdate] = []
-        for master in self.master_images:
+        for master in master_images:
             if not master.name.endswith(OBSOLETE_SUFFIX):
                 continue
             base = master.name[: -len(OBSOLETE_SUFFIX)]
@@ -538,7 +663,7 @@ class _Planner:
                     )
                 )
                 continue
-            updates.extend(self._obsolete_updates_of(master, base))
+            updates.extend(self._updates_of(master, base))
         return updates
 
     def _may_change(self, regional: Image) -> bool:
@@ -547,7 +672,7 @@ class _Planner:
             return True
         return not regional.owner or same_owner(regional.owner, self.project_id)
 
-    def _obsolete_updates_of(self, master: Image, base: str) -> Iterable[ObsoleteUpdate]:
+    def _updates_of(self, master: Image, base: str) -> Iterable[ObsoleteUpdate]:
         for regional in self.regional_images:
             if (
                 regional.name in (base, master.name)
@@ -565,7 +690,7 @@ class _Planner:
                         (
                             logging.WARNING,
                             f"Image {regional.name} ({regional.id}) is protected in region "
-                            f"{self.region_name}: not marked obsolete (as {master.name}), "
+                            f"{self.region}: not marked obsolete (as {master.name}), "
                             "although the master image is obsolete.",
                         )
                     )
@@ -584,26 +709,35 @@ def obsolete_image(regional: Image, master: Image, syncprops: Iterable[str]) -> 
     return regional.copy(name=master.name, is_public=master.is_public, user_properties=properties)
 
 
-def _transfer_order(
-    transfers: list[ImageStatus], master_by_id: dict[str, Image]
-) -> list[ImageStatus]:
-    """Ascending size, but every kernel/ramdisk before the images that need it."""
-    by_id = {entry.master.id: entry for entry in transfers}
-    ordered: list[ImageStatus] = []
-    placed: set[str] = set()
+# --------------------------------------------------------------------------- the plan
 
-    def place(entry: ImageStatus, path: frozenset[str]) -> None:
-        if entry.master.id in placed or entry.master.id in path:
-            return  # already placed, or a dependency cycle: keep size order
-        for _, dependency_id in ami_dependencies(entry.master):
-            if dependency_id in by_id:
-                place(by_id[dependency_id], path | {entry.master.id})
-        placed.add(entry.master.id)
-        ordered.append(entry)
 
-    for entry in sorted(transfers, key=lambda e: (e.size, e.name)):
-        place(entry, frozenset())
-    return ordered
+def _plan(
+    region: RegionRef,
+    master_images: list[Image],
+    selected: list[Image],
+    regional_images: list[Image],
+    target: TargetConfig,
+    project_id: str | None,
+    members: Mapping[str, tuple[str, ...]],
+) -> RegionPlan:
+    """Statuses first (their warnings first too), then the actions in the order they run."""
+    master_by_name = {image.name: image for image in selected}
+    regional = _RegionalImages(region, regional_images, target, project_id, master_by_name)
+    master_by_id = {image.id: image for image in master_images}
+    ami = _AmiDependencies(master_by_id, {image.id for image in selected}, regional.names_by_id)
+    by_status = _Statuses(region, regional, target, members, ami)
+    statuses = [by_status.of(image) for image in selected]
+    obsolete = _ObsoleteImages(region, target, project_id, regional_images, regional.notices)
+    make = _Actions(target, members, ami)
+    transfers = ami.transfer_order([s for s in statuses if s.status in TRANSFERS])
+    actions: list[Action] = [
+        *obsolete.updates(master_images, selected),
+        *(make.metadata_update(s) for s in statuses if s.status == _PENDING_METADATA),
+        *(make.transfer(entry) for entry in transfers),
+        *(make.metadata_update(s, True) for s in statuses if s.status == _PENDING_AMI),
+    ]
+    return RegionPlan(region, statuses, actions, regional.notices)
 
 
 def plan_region(
@@ -625,7 +759,6 @@ def plan_region(
     if selected is None:
         selected = select_images(master_images, target)
     with gc_paused():
-        planner = _Planner(
+        return _plan(
             region, master_images, selected, regional_images, target, project_id, members or {}
         )
-        return planner.plan()

@@ -476,7 +476,7 @@ class GlanceFacade(Facade):
     def _add_members(client: glance_client.Client, image_id: str, image: Image) -> bool:
         """Share the image with ``image.members`` and accept it for them (the admin role
         may); members added by others are left alone."""
-        if not image.members or image.effective_visibility != "shared":
+        if not image.members or image.visibility != "shared":
             return False
         existing = {m["member_id"]: m["status"] for m in client.image_members.list(image_id)}
         for member in image.members:

@@ -73,8 +73,8 @@ def image_from_record(record: Mapping[str, Any], region: str, members: Iterable[
         size=record.get("size") or 0,
         checksum=record.get("checksum"),
         owner=record.get("owner") or "",
-        is_public=record.get("visibility") == PUBLIC,
-        visibility=record.get("visibility") or None,
+        visibility=record.get("visibility") or PRIVATE,
+        visibility_known=bool(record.get("visibility")),
         tags=tuple(sorted(str(tag) for tag in record.get("tags") or ())),
         protected=bool(record.get("protected")),
         members=tuple(members),
@@ -120,7 +120,7 @@ def create_request(image: Image) -> dict[str, Any]:
     """Keyword arguments of ``images.create`` for a copy of ``image``."""
     fields: dict[str, Any] = {
         "name": image.name,
-        "visibility": image.visibility or (PUBLIC if image.is_public else PRIVATE),
+        "visibility": image.visibility,
         "min_disk": int(image.min_disk or 0),
         "min_ram": int(image.min_ram or 0),
     }
@@ -157,7 +157,7 @@ def wanted_visibility(current: str | None, wanted: Image) -> str:
     ``sync_fields``, or a format-1 backup), a regional image an operator shared on
     purpose is not made private just because the master's copy is private.
     """
-    if wanted.visibility:
+    if wanted.visibility_known:
         return wanted.visibility
     if wanted.is_public:
         return PUBLIC

@@ -27,6 +27,8 @@ from collections.abc import Iterable, Sequence
 
 from fiwareglancesync.backup import backup_file_name
 from fiwareglancesync.image import (
+    PRIVATE,
+    PUBLIC,
     Image,
     glance_cells,
     image_from_row,
@@ -131,8 +133,10 @@ def apply_update(stored: Image, image: Image) -> None:
     Like Glance, ``protected`` is only ever set, and members are only ever added.
     """
     stored.name = image.name
-    stored.is_public = image.is_public
-    stored.visibility = image.visibility or _kept_visibility(stored, image.is_public)
+    if image.visibility_known:
+        stored.visibility, stored.visibility_known = image.visibility, True
+    else:  # public-or-not only (as the Glance facade does): shared or community stays so
+        stored.visibility = stored.made_public(image.is_public)
     stored.user_properties = dict(image.user_properties)
     stored.tags = tuple(image.tags)
     stored.hidden = image.hidden
@@ -140,15 +144,6 @@ def apply_update(stored: Image, image: Image) -> None:
     stored.min_disk = image.min_disk
     stored.min_ram = image.min_ram
     stored.members = tuple(sorted(set(stored.members) | set(image.members)))
-
-
-def _kept_visibility(stored: Image, is_public: bool) -> str | None:
-    """Public-or-not only (as the Glance facade does): shared or community stays so."""
-    if is_public:
-        return "public" if stored.visibility else None
-    if stored.visibility in ("shared", "community"):
-        return stored.visibility
-    return "private" if stored.visibility else None
 
 
 def delete_record(image_id: str) -> list[str]:
@@ -223,7 +218,8 @@ class RegionImages:
                 self.add(image)
             elif operation == UPDATE:
                 image_id, name, is_public, cell = record[1:5]
-                update = Image(name, image_id, fullname, is_public=is_public == "True")
+                visibility = PUBLIC if is_public == "True" else PRIVATE
+                update = Image(name, image_id, fullname, visibility=visibility)
                 update.user_properties = parse_properties(cell)
                 stored = self.first(image_id)
                 if len(record) > 5:
@@ -231,8 +227,8 @@ class RegionImages:
                 elif stored is not None:  # a record of format 1 changed only these
                     update = stored.copy(
                         name=update.name,
-                        is_public=update.is_public,
-                        visibility=None,
+                        visibility=update.visibility,
+                        visibility_known=False,
                         user_properties=update.user_properties,
                     )
                 if stored is not None:

@@ -120,7 +120,7 @@ def large_federation(tmp_path: Path, regions: int = 20, images: int = 1000) -> d
             size=n,
             checksum=f"{n:032x}",
             owner="tenant1id",
-            is_public=True,
+            visibility="public",
             user_properties={"type": "x"},
         )
         for n in range(images)

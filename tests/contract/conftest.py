@@ -71,7 +71,13 @@ def mock_world() -> World:
         images = store.read(region) or []
         image_id = f"foreign-{uuid.uuid4().hex}"
         images.append(
-            Image(name=name, id=image_id, owner="project2id", is_public=public, checksum="0" * 32)
+            Image(
+                name=name,
+                id=image_id,
+                owner="project2id",
+                visibility="public" if public else "private",
+                checksum="0" * 32,
+            )
         )
         store.write(region, images)
         return image_id

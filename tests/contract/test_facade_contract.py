@@ -38,7 +38,7 @@ def new_image(world, tmp_path: Path, base: str, *, public: bool = True, **proper
         id="",
         size=len(payload),
         checksum=hashlib.md5(payload, usedforsecurity=False).hexdigest(),
-        is_public=public,
+        visibility="public" if public else "private",
         disk_format="raw",
         container_format="bare",
         user_properties=dict(properties),
@@ -201,7 +201,7 @@ def test_an_upload_creates_the_glance_fields_it_is_given(world, tmp_path):
         hidden=True,
         tags=("amphora", "x-tag"),
         visibility="community",
-        is_public=False,
+        visibility_known=True,
         min_disk=2,
         min_ram=64,
         protected=True,
@@ -211,7 +211,7 @@ def test_an_upload_creates_the_glance_fields_it_is_given(world, tmp_path):
     for image_seen in (created, found):
         assert image_seen.hidden is True
         assert sorted(image_seen.tags) == ["amphora", "x-tag"]
-        assert image_seen.effective_visibility == "community"
+        assert image_seen.visibility == "community"
         assert (image_seen.min_disk, image_seen.min_ram) == (2, 64)
         assert image_seen.protected is True
 
@@ -224,7 +224,7 @@ def test_an_update_sets_the_fields_but_never_unprotects(world, tmp_path):
     world.master.update(REGION_B, changed)
     found = listed(world.master, REGION_B, created.id)
     assert (found.tags, found.hidden, found.min_ram, found.protected) == (("one",), True, 128, True)
-    assert found.effective_visibility == "shared"
+    assert found.visibility == "shared"
     world.master.update(REGION_B, found.copy(tags=(), protected=False))
     found = listed(world.master, REGION_B, created.id)
     assert found.tags == () and found.protected is True

@@ -18,7 +18,7 @@ from fiwareglancesync.facades import mock_factory
 from fiwareglancesync.facades.mock import MockStore
 from fiwareglancesync.image import Image, read_csv, write_csv
 from fiwareglancesync.mock import main as load_main
-from fiwareglancesync.plan import ERROR_AMI, ERROR_CHECKSUM, OK, OK_STALLED
+from fiwareglancesync.plan import Status
 from fiwareglancesync.region import RegionRef
 
 OURS, THEIRS = "tenant1id", "tenant9id"
@@ -28,7 +28,7 @@ CONTENTS = ["x", "y", "z", "w"]
 PROPERTIES = st.dictionaries(
     st.sampled_from(["nid", "type", "sdc"]), st.sampled_from(["1", "2"]), max_size=2
 )
-SETTLED = {OK, OK_STALLED, ERROR_CHECKSUM, ERROR_AMI}
+SETTLED = {Status.OK, Status.OK_STALLED, Status.ERROR_CHECKSUM, Status.ERROR_AMI}
 # As many examples as the hypothesis profile says (tests/conftest.py: few for developers,
 # many in CI)...
 SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -63,7 +63,7 @@ def master_images(draw):
                 size=draw(st.integers(0, 5)) * 1048576,
                 checksum=digest(draw(st.sampled_from(CONTENTS))),
                 owner=draw(st.sampled_from([OURS] * 4 + ["", THEIRS])),
-                is_public=draw(st.sampled_from([True, True, True, False])),
+                visibility=draw(st.sampled_from(["public", "public", "public", "private"])),
                 user_properties=properties,
             )
         )
@@ -79,7 +79,7 @@ def _regional(draw, index, name, checksum, properties):
         size=draw(st.integers(0, 5)) * 1048576,
         checksum=checksum,
         owner=draw(st.sampled_from([OURS, OURS, OURS, THEIRS, "000tenant1id"])),
-        is_public=draw(st.booleans()),
+        visibility=draw(st.sampled_from(["public", "private"])),
         user_properties=properties,
     )
 
@@ -237,7 +237,7 @@ def backup_rows(draw, region):
                 st.one_of(st.none(), st.text("0123456789abcdef", min_size=32, max_size=32))
             ),
             owner=draw(st.sampled_from(["tenant1id", "tenant2id", "", "0001", "someone"])),
-            is_public=draw(st.booleans()),
+            visibility=draw(st.sampled_from(["public", "private"])),
             user_properties=draw(st.dictionaries(TEXT, PROPERTY_VALUES, max_size=4)),
         )
         for _ in range(draw(st.integers(0, 5)))

@@ -20,8 +20,12 @@ def checksum(text: str) -> str:
 def image(name: str, image_id: str | None = None, **fields: Any) -> Image:
     fields.setdefault("checksum", checksum(name))
     fields.setdefault("owner", PROJECT)
-    fields.setdefault("is_public", True)
     fields.setdefault("size", 1000)
+    public = fields.pop("is_public", True)
+    if fields.get("visibility") is not None:  # Glance v2's, as a facade reads it
+        fields.setdefault("visibility_known", True)
+    else:  # public or not only, as a format-1 backup row tells it
+        fields["visibility"] = "public" if public else "private"
     return Image(name=name, id=image_id or f"id-{name}", **fields)
 
 
@@ -74,3 +78,17 @@ class RecordingRegion(Facade):
 
     def download(self, region, image):
         raise AssertionError("not used")
+
+
+def statuses_after(region: Any, master: list[Image], config: TargetConfig, project: str):
+    """apply_plan's ``statuses_of``: the planner's statuses of the region holding the
+    images given, as the engine counts them for what a sync left behind."""
+    from collections import Counter
+
+    from fiwareglancesync.plan import plan_region
+
+    def statuses_of(images: list[Image]) -> dict[str, int]:
+        replanned = plan_region(region, master, images, config, project)
+        return dict(Counter(entry.status for entry in replanned.statuses))
+
+    return statuses_of

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -68,6 +69,47 @@ def test_dry_run_changes_nothing_and_says_what_it_would_do(environ, store):
     assert "INFO:Burgos: Pending: cirros_kernel (5 MB)" in out
     assert "INFO:Burgos: Image pending to update the metadata base_centos_9" in out
     assert "INFO:other:Madrid: MBs pending : 730" in out
+
+
+def test_a_dry_run_does_not_warn_of_a_kernel_the_sync_uploads_first(environ):
+    # Burgos lacks cirros_kernel; the sync uploads it before fixing cirros_ami's kernel_id.
+    status, out, _ = run(["--dry-run", "Burgos"], environ)
+    assert status == ExitStatus.OK
+    lines = out.splitlines()
+    assert not [line for line in lines if "Not found" in line]
+    kernel = lines.index("INFO:Burgos: would upload cirros_kernel (5 MB) by stream")
+    assert kernel < lines.index("INFO:Burgos: would update the metadata of cirros_ami")
+
+
+def test_a_dry_run_says_what_it_would_do_to_obsolete_images_only_in_the_conditional(environ):
+    status, out, _ = run(["--dry-run", "Burgos"], environ)
+    assert status == ExitStatus.OK
+    lines = out.splitlines()
+    assert "INFO:Burgos: would rename base_debian_10 to base_debian_10_obsolete" in lines
+    assert not [line for line in lines if "updating obsolete image" in line]
+
+
+DRY_ACTION = re.compile(
+    r"INFO:(?P<region>[^:]+): would (?:rename \S+ to |update obsolete image |update the "
+    r"metadata of |upload |replace )(?P<name>[^ ]+)"
+)
+SYNC_ACTION = re.compile(
+    r"INFO:(?P<region>[^:]+): (?:updating obsolete image |Updating the metadata of image "
+    r"|Uploading image |Replacing image |Renaming and replacing image )(?P<name>[^ ]+)"
+)
+
+
+def actions(pattern, out):
+    found = (pattern.match(line) for line in out.splitlines())
+    return [(m["region"], m["name"]) for m in found if m]
+
+
+def test_a_dry_run_lists_the_actions_in_the_order_the_sync_then_runs_them(environ):
+    _, dry, _ = run(["--dry-run", "Leon", "Burgos"], environ)
+    _, synced, _ = run(["Leon", "Burgos"], environ)
+    planned = actions(DRY_ACTION, dry)
+    assert len(planned) == 17  # ten uploads to Leon, seven actions in Burgos
+    assert planned == actions(SYNC_ACTION, synced)
 
 
 def test_show_regions_expands_every_target_with_preferable_order(environ):
@@ -421,7 +463,7 @@ def test_backup_format_of_v2_fields(flag, columns, tmp_path, monkeypatch):
     if columns == 18:
         assert (image.visibility, image.members) == ("shared", ("proj-z",))
     else:  # format 1 knows only is_public
-        assert (image.visibility, image.members, image.is_public) == (None, (), False)
+        assert (image.known_visibility, image.members, image.is_public) == (None, (), False)
 
 
 def test_backup_format_without_make_backup_is_a_usage_error(environ, capsys):

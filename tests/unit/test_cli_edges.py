@@ -169,7 +169,7 @@ def big_store(tmp_path: Path, count: int = 3000) -> Path:
             size=n,
             checksum=f"{n:032x}",
             owner="tenant1id",
-            is_public=True,
+            visibility="public",
             user_properties={"type": "x"},
         )
         for n in range(count)
@@ -220,7 +220,7 @@ def test_status_rows_are_csv(environ, store):
             size=1,
             checksum="c" * 32,
             owner="tenant1id",
-            is_public=True,
+            visibility="public",
             user_properties={"type": "x"},
         )
     )

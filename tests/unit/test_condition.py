@@ -8,7 +8,7 @@ from fiwareglancesync.image import Image
 IMAGE = Image(
     name="base_ubuntu",
     id="id1",
-    is_public=True,
+    visibility="public",
     size=2048,
     user_properties={"type": "baseimages", "nid": "12"},
 )

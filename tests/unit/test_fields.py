@@ -8,7 +8,7 @@ from builders import PROJECT, checksum, image, target
 from fiwareglancesync.actions import Transfer, UpdateMetadata
 from fiwareglancesync.config import SYNC_FIELDS
 from fiwareglancesync.fields import Fields, desired, differences, wanted_members
-from fiwareglancesync.plan import ERROR_CHECKSUM, OK, PENDING_METADATA, plan_region
+from fiwareglancesync.plan import Status, plan_region
 from fiwareglancesync.region import RegionRef
 
 ALL = frozenset(SYNC_FIELDS)
@@ -110,14 +110,14 @@ def plan(master, regional, **config):
 
 def test_a_tag_added_on_the_master_makes_the_copy_pending_metadata_and_the_update_sets_it():
     result = plan([rich(tags=("amphora", "new"))], [rich()])
-    assert [entry.status for entry in result.statuses] == [PENDING_METADATA]
+    assert [entry.status for entry in result.statuses] == [Status.PENDING_METADATA]
     [update] = [a for a in result.actions if isinstance(a, UpdateMetadata)]
     assert update.desired.fields.tags == ("amphora", "new")
 
 
 def test_sync_fields_keeps_local_tags():
     result = plan([rich(tags=("amphora", "new"))], [rich()], sync_fields=ALL - {"tags"})
-    assert [entry.status for entry in result.statuses] == [OK]
+    assert [entry.status for entry in result.statuses] == [Status.OK]
 
 
 def test_an_upload_carries_the_fields():
@@ -136,7 +136,7 @@ def test_a_protected_copy_under_replace_is_left_with_a_warning_and_a_reason():
     old = checksum("old")
     result = plan([rich()], [rich(checksum=old, protected=True)], replace={old})
     [entry] = result.statuses
-    assert entry.status == ERROR_CHECKSUM
+    assert entry.status == Status.ERROR_CHECKSUM
     assert "protected in the region: replace" in entry.message
     assert result.actions == []
     [(level, warning)] = [n for n in result.notices if "protected" in n[1]]
@@ -146,7 +146,7 @@ def test_a_protected_copy_under_replace_is_left_with_a_warning_and_a_reason():
 def test_a_protected_copy_under_rename_is_left_too():
     old = checksum("old")
     result = plan([rich()], [rich(checksum=old, protected=True)], rename={old})
-    assert [e.status for e in result.statuses] == [ERROR_CHECKSUM]
+    assert [e.status for e in result.statuses] == [Status.ERROR_CHECKSUM]
     assert result.actions == []
 
 

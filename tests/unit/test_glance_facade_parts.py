@@ -96,7 +96,6 @@ def test_create_request_sends_strings_and_attributes_only():
     wanted = Image(
         name="base",
         id="",
-        is_public=False,
         disk_format="raw",
         container_format="bare",
         min_disk=2,
@@ -151,9 +150,10 @@ def test_metadata_patch_is_empty_when_nothing_changes():
 def test_metadata_patch_leaves_shared_and_community_alone_unless_made_public(
     current, public, expected
 ):
-    # Where only public-or-not is synchronised (visibility None: not in sync_fields).
+    # Where only public-or-not is synchronised (visibility not in sync_fields).
     record = dict(RECORD, visibility=current)
-    wanted = image_from_record(record, "R").copy(is_public=public, visibility=None)
+    told = "public" if public else "private"
+    wanted = image_from_record(record, "R").copy(visibility=told, visibility_known=False)
     patch = metadata_patch(record, wanted)
     changes = [op["value"] for op in patch if op["path"] == "/visibility"]
     assert changes == ([expected] if expected else [])

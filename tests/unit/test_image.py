@@ -10,6 +10,7 @@ from fiwareglancesync.image import (
     CsvFormatError,
     Image,
     image_from_row,
+    needs_format_2,
     parse_properties,
     read_csv,
     same_owner,
@@ -29,15 +30,15 @@ def test_reads_a_backup_row():
         size=1024,
         checksum="abc",
         owner="tenant1id",
-        is_public=True,
+        visibility="public",
         user_properties={"type": "ngimages", "nid": 1},
     )
 
 
 def test_round_trip_through_csv():
     images = [
-        Image("a,b", "1$a", "R", "active", 5, "c", "o", False, {"k": "v, 'q'", "n": None}),
-        Image("plain", "x", "R", "queued", 0, None, "", True, {}),
+        Image("a,b", "1$a", "R", "active", 5, "c", "o", "private", {"k": "v, 'q'", "n": None}),
+        Image("plain", "x", "R", "queued", 0, None, "", "public", {}),
     ]
     out = io.StringIO()
     write_csv(out, images)
@@ -152,8 +153,8 @@ V2_HEADER = (
 
 
 def _v2_image(**changes):
-    image = Image("amphora", "id2", "R", "active", 9, "c", "o", False, {"k": "v"})
-    image.visibility = "shared"
+    image = Image("amphora", "id2", "R", "active", 9, "c", "o", "private", {"k": "v"})
+    image.visibility, image.visibility_known = "shared", True
     image.tags = ("amphora", "octavia")
     image.hidden = True
     image.protected = True
@@ -174,12 +175,12 @@ def test_format_2_round_trip_keeps_every_glance_field():
     assert text.splitlines()[0] == V2_HEADER
     [image] = read_csv(io.StringIO(text))
     assert image == _v2_image()
-    assert image.is_public is False and image.effective_visibility == "shared"
+    assert image.is_public is False and image.visibility == "shared"
 
 
 def test_a_nine_column_backup_still_loads_and_is_written_back_byte_for_byte():
     [image] = read_csv(io.StringIO(ROW))
-    assert image.visibility is None and image.tags == () and not image.protected
+    assert image.known_visibility is None and image.tags == () and not image.protected
     out = io.StringIO()
     write_csv(out, [image])
     assert out.getvalue() == ROW
@@ -191,11 +192,11 @@ def test_format_1_can_be_asked_for_and_drops_the_v2_fields():
     [row] = out.getvalue().splitlines()
     assert row == "R,amphora,id2,active,9,c,o,False,{'k': 'v'}"
     [image] = read_csv(io.StringIO(out.getvalue()))
-    assert image.tags == () and image.is_public is False and image.visibility is None
+    assert image.tags == () and image.is_public is False and image.known_visibility is None
 
 
 def test_the_automatic_format_is_2_only_when_a_field_needs_it():
-    plain = Image("p", "x", "R", "active", 1, "c", "o", True, {})
+    plain = Image("p", "x", "R", "active", 1, "c", "o", "public", {})
     out = io.StringIO()
     write_csv(out, [plain, _v2_image(tags=())])
     assert out.getvalue().startswith(V2_HEADER + "\n")
@@ -229,4 +230,21 @@ def test_bad_format_2_cells_are_refused_by_name(cells, problem):
 def test_a_mixed_file_of_nine_and_eighteen_columns_loads():
     mixed = ROW + ROW.replace("id1", "id2").rstrip("\n") + ",community,,,,,,,,\n"
     first, second = read_csv(io.StringIO(mixed))
-    assert first.visibility is None and second.visibility == "community"
+    assert first.known_visibility is None and second.visibility == "community"
+
+
+def test_is_public_is_read_from_the_one_visibility_field():
+    shared = Image("a", "id", visibility="shared", visibility_known=True)
+    assert shared.is_public is False and shared.known_visibility == "shared"
+    with pytest.raises(AttributeError):
+        shared.is_public = True  # read-only: the visibility is the one fact
+    # Made public or not, as Glance v1 and format-1 updates say it: shared stays shared.
+    assert shared.copy(is_public=True).visibility == "public"
+    assert shared.copy(is_public=False).visibility == "shared"
+    assert Image("b", "id", visibility="public").copy(is_public=False).visibility == "private"
+    # A format-1 row tells only public-or-not: no visibility cell, and none known.
+    [row_image] = read_csv(io.StringIO(ROW))
+    assert (row_image.visibility, row_image.known_visibility) == ("public", None)
+    told = row_image.copy(visibility="community")
+    assert told.known_visibility == "community" and needs_format_2(told)
+    assert not needs_format_2(row_image.copy(is_public=False))

@@ -6,15 +6,7 @@ from builders import PROJECT, checksum, image, target
 
 from fiwareglancesync.condition import Condition
 from fiwareglancesync.plan import (
-    ERROR_AMI,
-    ERROR_CHECKSUM,
-    OK,
-    OK_STALLED,
-    PENDING_AMI,
-    PENDING_METADATA,
-    PENDING_RENAME,
-    PENDING_REPLACE,
-    PENDING_UPLOAD,
+    Status,
     filter_master_images,
     is_synchronisable,
     plan_region,
@@ -116,12 +108,12 @@ def test_each_content_status():
         image("unknown", checksum=checksum("old-unknown")),
     ]
     assert statuses(master, regional, config) == {
-        "same": OK,
-        "absent": PENDING_UPLOAD,
-        "stalled": OK_STALLED,
-        "renamed": PENDING_RENAME,
-        "replaced": PENDING_REPLACE,
-        "unknown": ERROR_CHECKSUM,
+        "same": Status.OK,
+        "absent": Status.PENDING_UPLOAD,
+        "stalled": Status.OK_STALLED,
+        "renamed": Status.PENDING_RENAME,
+        "replaced": Status.PENDING_REPLACE,
+        "unknown": Status.ERROR_CHECKSUM,
     }
 
 
@@ -129,13 +121,13 @@ def test_directive_precedence_is_dontupdate_rename_replace_rename_any_replace_an
     old = checksum("old")
     master, regional = [image("a")], [image("a", checksum=old)]
     cases = [
-        (dict(dontupdate={old}, rename={old, "any"}, replace={old, "any"}), OK_STALLED),
-        (dict(rename={old}, replace={old}), PENDING_RENAME),
-        (dict(replace={old}, rename={"any"}), PENDING_REPLACE),
-        (dict(rename={"any"}, replace={"any"}), PENDING_RENAME),
-        (dict(replace={"any"}), PENDING_REPLACE),
-        (dict(replace={checksum("other")}), ERROR_CHECKSUM),
-        (dict(dontupdate={checksum("other")}, replace={"any"}), PENDING_REPLACE),
+        (dict(dontupdate={old}, rename={old, "any"}, replace={old, "any"}), Status.OK_STALLED),
+        (dict(rename={old}, replace={old}), Status.PENDING_RENAME),
+        (dict(replace={old}, rename={"any"}), Status.PENDING_REPLACE),
+        (dict(rename={"any"}, replace={"any"}), Status.PENDING_RENAME),
+        (dict(replace={"any"}), Status.PENDING_REPLACE),
+        (dict(replace={checksum("other")}), Status.ERROR_CHECKSUM),
+        (dict(dontupdate={checksum("other")}, replace={"any"}), Status.PENDING_REPLACE),
     ]
     for directives, expected in cases:
         assert statuses(master, regional, target(**directives)) == {"a": expected}, directives
@@ -144,7 +136,7 @@ def test_directive_precedence_is_dontupdate_rename_replace_rename_any_replace_an
 def test_error_checksum_logs_the_operator_message_with_the_regional_checksum():
     old = checksum("old")
     plan = plan_region(R, [image("a")], [image("a", checksum=old)], target(), PROJECT)
-    assert plan.statuses[0].status == ERROR_CHECKSUM
+    assert plan.statuses[0].status == Status.ERROR_CHECKSUM
     assert old in plan.statuses[0].message
     assert (
         f"Image a has a different checksum ({old}) in region R than in the master region. "
@@ -169,27 +161,27 @@ def test_metadata_differences():
         image("local", user_properties={"nid": "1", "local": "yes"}),
     ]
     assert statuses(master, regional, target(metadata_set={"nid", "type"})) == {
-        "vis": PENDING_METADATA,
-        "prop": PENDING_METADATA,
-        "removed": PENDING_METADATA,  # absent in master counts as None
-        "numeric": OK,  # Glance stores strings: 3 and '3' are equal
-        "local": OK,  # properties outside metadata_set are regional business
+        "vis": Status.PENDING_METADATA,
+        "prop": Status.PENDING_METADATA,
+        "removed": Status.PENDING_METADATA,  # absent in master counts as None
+        "numeric": Status.OK,  # Glance stores strings: 3 and '3' are equal
+        "local": Status.OK,  # properties outside metadata_set are regional business
     }
 
 
 def test_empty_metadata_set_compares_every_master_property():
     master = [image("a", user_properties={"x": "1", "y": "2"}), image("b", user_properties={})]
     regional = [image("a", user_properties={"x": "1"}), image("b", user_properties={"z": "3"})]
-    assert statuses(master, regional) == {"a": PENDING_METADATA, "b": OK}
+    assert statuses(master, regional) == {"a": Status.PENDING_METADATA, "b": Status.OK}
 
 
 def test_only_tenant_images_ignores_other_projects_with_a_warning():
     master = [image("a")]
     regional = [image("a", "foreign", owner="other")]
     plan = plan_region(R, master, regional, target(), PROJECT)
-    assert plan.statuses[0].status == PENDING_UPLOAD
+    assert plan.statuses[0].status == Status.PENDING_UPLOAD
     assert "R: image a (UUID foreign) is owned by other tenant: other" in messages(plan)
-    assert statuses(master, regional, target(only_tenant_images=False)) == {"a": OK}
+    assert statuses(master, regional, target(only_tenant_images=False)) == {"a": Status.OK}
 
 
 def test_with_only_tenant_images_false_another_projects_copy_is_the_regional_copy():
@@ -201,8 +193,8 @@ def test_with_only_tenant_images_false_another_projects_copy_is_the_regional_cop
     opted_in = target(only_tenant_images=False, replace=frozenset({"any"}))
     plan = plan_region(R, master, regional, opted_in, PROJECT)
     assert {s.name: s.status for s in plan.statuses} == {
-        "a": PENDING_METADATA,
-        "b": PENDING_REPLACE,
+        "a": Status.PENDING_METADATA,
+        "b": Status.PENDING_REPLACE,
     }
     warning = "R: image a (UUID ra) is owned by other tenant: other"
     assert warning in messages(plan)
@@ -211,12 +203,12 @@ def test_with_only_tenant_images_false_another_projects_copy_is_the_regional_cop
 
 def test_regional_owner_comparison_ignores_leading_zeros():
     master = [image("a")]
-    assert statuses(master, [image("a", owner="0042")], project="42") == {"a": OK}
+    assert statuses(master, [image("a", owner="0042")], project="42") == {"a": Status.OK}
 
 
 def test_non_active_regional_image_is_absent_with_the_documented_warning():
     plan = plan_region(R, [image("a")], [image("a", "q", status="queued")], target(), PROJECT)
-    assert plan.statuses[0].status == PENDING_UPLOAD
+    assert plan.statuses[0].status == Status.PENDING_UPLOAD
     assert "R: state of image a with UUID q  is not active: queued" in messages(plan)
 
 
@@ -224,7 +216,7 @@ def test_regional_duplicate_prefers_the_copy_with_the_master_checksum():
     master = [image("a")]
     regional = [image("a", "wrong", checksum=checksum("x")), image("a", "right")]
     plan = plan_region(R, master, regional, target(), PROJECT)
-    assert plan.statuses[0].status == OK
+    assert plan.statuses[0].status == Status.OK
     assert plan.statuses[0].regional.id == "right"
     assert "R: image name a is duplicated. UUIDs: wrong right" in messages(plan)
 
@@ -266,10 +258,53 @@ def test_ami_dependencies_go_first_whatever_their_size():
     assert [entry.name for entry in plan.transfers] == ["ramdisk", "kernel", "ami"]
 
 
+def cycle_master():
+    # Two images naming each other as kernel: no real AMI does it, but a planner must end.
+    return [
+        image("big", "mb", size=5000, user_properties={"kernel_id": "ms"}),
+        image("small", "ms", size=10, user_properties={"kernel_id": "mb"}),
+    ]
+
+
+def test_a_kernel_cycle_ends_where_it_closes():
+    plan = plan_region(R, cycle_master(), [], target(), PROJECT)
+    # small (first by size) pulls its kernel big before it; big's kernel, small, is
+    # where the cycle closes, so the walk stops there.
+    assert [(e.name, e.status) for e in plan.statuses] == [
+        ("small", Status.PENDING_UPLOAD),
+        ("big", Status.PENDING_UPLOAD),
+    ]
+    assert [t.name for t in plan.transfers] == ["big", "small"]
+
+
+def test_in_a_kernel_cycle_a_present_image_waits_for_the_missing_one():
+    regional = [image("small", "rs", size=10, user_properties={"kernel_id": "rb"})]
+    plan = plan_region(R, cycle_master(), regional, target(), PROJECT)
+    assert {e.name: e.status for e in plan.statuses} == {
+        "small": Status.PENDING_AMI,
+        "big": Status.PENDING_UPLOAD,
+    }
+    assert [(type(a).__name__, a.name) for a in plan.actions] == [
+        ("Transfer", "big"),
+        ("UpdateMetadata", "small"),
+    ]
+
+
+def test_an_image_naming_itself_as_kernel_is_planned_like_any_other():
+    master = [image("selfish", "mx", user_properties={"kernel_id": "mx"})]
+    regional = [image("selfish", "rx", user_properties={"kernel_id": "rx"})]
+    assert statuses(master, regional) == {"selfish": Status.OK}
+    assert statuses(master, []) == {"selfish": Status.PENDING_UPLOAD}
+
+
 def test_ami_present_waits_for_its_kernel():
     regional = [image("ramdisk", "rr"), image("ami", "ra", user_properties={"ramdisk_id": "rr"})]
     result = statuses(ami_master(), regional)
-    assert result == {"ramdisk": OK, "kernel": PENDING_UPLOAD, "ami": PENDING_AMI}
+    assert result == {
+        "ramdisk": Status.OK,
+        "kernel": Status.PENDING_UPLOAD,
+        "ami": Status.PENDING_AMI,
+    }
 
 
 def test_ami_ids_are_compared_by_name_not_uuid():
@@ -278,33 +313,33 @@ def test_ami_ids_are_compared_by_name_not_uuid():
         image("ramdisk", "rr"),
         image("ami", "ra", user_properties={"kernel_id": "rk", "ramdisk_id": "rr"}),
     ]
-    assert statuses(ami_master(), regional)["ami"] == OK
+    assert statuses(ami_master(), regional)["ami"] == Status.OK
     wrong = [
         *regional[:2],
         image("ami", "ra", user_properties={"kernel_id": "rr", "ramdisk_id": "rr"}),
     ]
-    assert statuses(ami_master(), wrong)["ami"] == PENDING_METADATA
+    assert statuses(ami_master(), wrong)["ami"] == Status.PENDING_METADATA
 
 
 def test_ami_with_a_dependency_the_target_does_not_synchronise_is_error_ami():
     master = ami_master()
-    master[0].is_public = False  # the kernel is no longer selected
+    master[0].visibility = "private"  # the kernel is no longer selected
     regional = [image("ramdisk", "rr"), image("ami", "ra", user_properties={"ramdisk_id": "rr"})]
     result = statuses(master, regional)
-    assert result["ami"] == ERROR_AMI
+    assert result["ami"] == Status.ERROR_AMI
     assert "kernel" not in result
 
 
 def test_own_upload_status_wins_over_ami_statuses():
     master = ami_master()
-    master[0].is_public = False
-    assert statuses(master, [])["ami"] == PENDING_UPLOAD
+    master[0].visibility = "private"
+    assert statuses(master, [])["ami"] == Status.PENDING_UPLOAD
 
 
 def test_ami_pointing_outside_the_master_is_error_ami_not_a_crash():
     master = [image("ami", "ma", user_properties={"kernel_id": "nowhere"})]
     plan = plan_region(R, master, [], target(), PROJECT)
-    assert plan.statuses[0].status == ERROR_AMI
+    assert plan.statuses[0].status == Status.ERROR_AMI
     assert "nowhere" in plan.statuses[0].message
     assert plan.transfers == []
 

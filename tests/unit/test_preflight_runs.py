@@ -8,11 +8,12 @@ import hashlib
 import logging
 
 import pytest
-from builders import RecordingRegion, image, target
+from builders import RecordingRegion, image, statuses_after, target
 from test_preflight import qcow2_image, raw_disk
 
 from fiwareglancesync.apply import apply_plan
 from fiwareglancesync.config import build_config, read_config_text
+from fiwareglancesync.dryrun import print_plan
 from fiwareglancesync.errors import FacadeError, PreflightRefused, RegionError
 from fiwareglancesync.facades.base import Facade, ImageData
 from fiwareglancesync.plan import plan_region
@@ -255,12 +256,13 @@ def ami_family():
 
 def test_a_refused_image_is_skipped_and_the_region_ends_with_errors(caplog):
     caplog.set_level(logging.INFO)
-    plan = plan_region(REGION, ami_family(), [], target(), "tenant1id")
+    family = ami_family()
+    plan = plan_region(REGION, family, [], target(), "tenant1id")
     facade = Region()
     chooser = sender(facade, heads={"kernel": qcow2_image()})
 
     with pytest.raises(RegionError) as failed:
-        apply_plan(plan, facade, chooser)
+        apply_plan(plan, facade, chooser, [], statuses_after(REGION, family, target(), "tenant1id"))
 
     assert str(failed.value) == "1 image refused before the transfer: kernel"
     assert facade.calls == ["upload ami", "upload other"]
@@ -277,12 +279,18 @@ def test_a_refused_image_is_skipped_and_the_region_ends_with_errors(caplog):
 
 
 def test_several_refusals_are_counted_at_the_end():
-    plan = plan_region(REGION, [raw("a"), raw("b"), raw("c")], [], target(), "tenant1id")
+    master = [raw("a"), raw("b"), raw("c")]
+    plan = plan_region(REGION, master, [], target(), "tenant1id")
     facade = Region()
     chooser = sender(facade, heads={"a": qcow2_image(), "c": qcow2_image()})
-    with pytest.raises(RegionError, match=r"^2 images refused before the transfer: a, c$"):
-        apply_plan(plan, facade, chooser)
+    statuses_of = statuses_after(REGION, master, target(), "tenant1id")
+    with pytest.raises(
+        RegionError, match=r"^2 images refused before the transfer: a, c$"
+    ) as failed:
+        apply_plan(plan, facade, chooser, [], statuses_of)
     assert facade.calls == ["upload b"]
+    # What it left: b is there, the refused two still wait for their upload.
+    assert failed.value.result.left == {"ok": 1, "pending_upload": 2}
 
 
 def test_a_dry_run_says_what_would_be_refused_and_changes_nothing(caplog):
@@ -292,7 +300,7 @@ def test_a_dry_run_says_what_would_be_refused_and_changes_nothing(caplog):
     chooser = sender(facade, heads={"kernel": qcow2_image()})
 
     with pytest.raises(RegionError, match=r"^1 image would be refused before the transfer"):
-        apply_plan(plan, facade, chooser, dry_run=True)
+        print_plan(plan, chooser)
 
     assert facade.calls == []
     lines = [r.getMessage() for r in caplog.records]
@@ -303,6 +311,8 @@ def test_a_dry_run_says_what_would_be_refused_and_changes_nothing(caplog):
     assert "RegionA: would upload kernel (1 MB) by stream" not in lines
     assert "RegionA: would upload other (1 MB) by stream" in lines
     assert "RegionA: MBs pending : 2" in lines  # the refused image is not counted
+    # As in the sync: with its kernel refused, the image would go without it.
+    assert "RegionA: Not found kernel on region. It should be kernel_id of image ami" in lines
     [refusal] = [r for r in caplog.records if "would refuse" in r.getMessage()]
     assert refusal.levelno == logging.WARNING
 
@@ -315,7 +325,7 @@ def test_a_dry_run_counts_what_it_would_have_sent_against_the_quota(caplog):
     facade = Region(usage={"image_size_total": {"usage": 1, "limit": 6}})
 
     with pytest.raises(RegionError, match=r"^1 image would be refused before the transfer: c$"):
-        apply_plan(plan, facade, sender(facade), dry_run=True)
+        print_plan(plan, sender(facade))
 
     assert (
         "RegionA: would refuse c before the transfer: 2 MB would exceed the region's "

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import pytest
-from builders import RecordingRegion, image, run_sync, target
+from builders import RecordingRegion, image, run_sync, statuses_after, target
 
 from fiwareglancesync.actions import RENAME, REPLACE, UPLOAD, Desired, Transfer
 from fiwareglancesync.apply import apply_plan
@@ -331,7 +331,13 @@ def test_a_forced_method_that_cannot_work_fails_before_anything_changes():
     plan = plan_region(REGION, master, regional, target(), "tenant1id")
     facade = Catalog(frozenset())
     with pytest.raises(RegionError):
-        apply_plan(plan, facade, sender(facade, "glance-download"))
+        apply_plan(
+            plan,
+            facade,
+            sender(facade, "glance-download"),
+            regional,
+            statuses_after(REGION, master, target(), "tenant1id"),
+        )
     assert facade.calls == []  # the metadata update of b did not happen either
 
 
@@ -352,8 +358,11 @@ def test_actions_run_in_order_and_ami_names_resolve_to_new_ids():
             return image.copy(id=f"r-{image.name}", status="active")
 
     facade = Recording()
-    result = apply_plan(plan, facade, sender(facade))
+    statuses_of = statuses_after(REGION, [ami, kernel], target(), "tenant1id")
+    result = apply_plan(plan, facade, sender(facade), [], statuses_of)
     assert [i.name for i in created] == ["kernel", "ami"]
+    assert result.found == {"pending_upload": 2}
+    assert result.left == {"ok": 2}  # both uploaded, the ami pointing at the new kernel
     assert created[1].user_properties == {"type": "x", "kernel_id": "r-kernel"}
     assert created[1].region == "RegionA"
     assert result.uploaded_images == 2
