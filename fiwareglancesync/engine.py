@@ -526,11 +526,12 @@ class GlanceSync:
     ) -> RegionPlan:
         """The region's plan from the master ``listing``, on ``regional`` (default: the
         region as it is now)."""
+        master = listing.kept()  # a master that cannot be listed fails first
         if regional is None:
             regional = self._facade(region.target).list_images(region)
         return plan_region(
             region,
-            listing.kept(),
+            master,
             regional,
             self._target(region.target),
             self._project_id(region.target),
@@ -583,6 +584,7 @@ class GlanceSync:
 
     def _plan_and_apply(self, region: RegionRef, dry_run: bool, fresh: bool) -> RegionFigures:
         listing = self._listing(fresh)  # once the lock is held: the master as it is now
+        listing.kept()  # the master's failure is the region's, before the region is listed
         facade = self._facade(region.target)
         regional = facade.list_images(region)
         plan = self._plan(region, listing, regional)

@@ -41,7 +41,7 @@ REGION_GAUGES: dict[str, str] = {
     "uploaded_bytes": "Bytes the last run uploaded to the region",
     "uploaded_images": "Images the last run uploaded to the region",
     "streamed_bytes": "Image bytes that went through this host for the region: uploaded "
-    "data and the pre-flight checks' first MiB (a glance-download moves none)",
+    "data and the pre-flight checks' first MiB (all a glance-download moves here)",
 }
 
 

@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05  # how often the parent looks for children that have ended
 STOP_SECONDS = 60.0  # how long interrupted children get to clean up before SIGKILL
+_STOPPING_SIGNALS = {signal.SIGINT, signal.SIGTERM}  # what stops a run (see cli)
 
 Row = tuple[str, ...]
 
@@ -117,10 +118,17 @@ class ForkPool:
         self.started += 1
         result = self.log_dir / f".result-{self.started}.json"
         log_path = self.log_dir / f"{region.fullname}.txt"
-        pid = os.fork()
-        if pid == 0:  # the child: never returns
-            self._child(region, work, log_path, result)
-        self.running[pid] = _Child(region, pid, result)
+        # A signal between the fork and the bookkeeping would leave a child that stop()
+        # does not know of (still holding the run's stdout); and one in the child before
+        # it has its own handlers would run the parent's code there. Both wait.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the child: never returns
+                self._child(region, work, log_path, result, previous)
+            self.running[pid] = _Child(region, pid, result)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     @staticmethod
     def _child(
@@ -128,11 +136,13 @@ class ForkPool:
         work: Callable[[RegionRef, TextIO], Outcome],
         log_path: Path,
         result: Path,
+        mask: set[signal.Signals],
     ) -> None:
         status = 1
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
             signal.signal(signal.SIGTERM, _raise_interrupt)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             with open(log_path, "a", encoding="utf-8") as log:
                 outcome = work(region, log)
                 result.write_text(json.dumps(outcome.to_json()), encoding="utf-8")
