@@ -297,8 +297,12 @@ class Agent:
         self._master_failing = False
         return images
 
-    def _take_listing(self, images: list[Image], source: str) -> list[Change]:
-        """Make ``images`` the master known; log (and queue) what changed since."""
+    def _take_listing(self, images: list[Image], source: str | None) -> list[Change]:
+        """Make ``images`` the master known; log (and queue) what changed since.
+
+        ``source``: what the changes count as (a poll's); None when the listing follows
+        notifications, which were counted as they came.
+        """
         changes = detect_changes(self._known, images)
         self._known = images
         for change in changes:
@@ -309,6 +313,9 @@ class Agent:
                 )
                 continue
             logger.info("Master: %s", change.describe())
+            if source is None:
+                self.coalescer.add(change.image_id, "notification")
+                continue
             self.metrics.events.labels(source).inc()
             if not self.coalescer.add(change.image_id, source):
                 self.metrics.coalesced.inc()
@@ -421,7 +428,7 @@ class Agent:
         if images is None:
             self.coalescer.put_back(batch)
             return
-        self._take_listing(images, "notification")
+        self._take_listing(images, None)
         batch.update({k: v for k, v in self.coalescer.take().items() if k not in batch})
         try:
             owned = self._owned_regions(refresh=False)
