@@ -12,9 +12,11 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -103,14 +105,25 @@ def master_image(store: Path, name: str, **changes) -> str:
     return made.id
 
 
+def _free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return probe.getsockname()[1]
+
+
 def regional(store: Path, region: str, name: str):
     return [i for i in (MockStore(store).read(region) or []) if i.name == name]
 
 
 def test_a_new_master_image_reaches_every_region_by_polling(start_agent, store, tmp_path):
     metrics = tmp_path / "agent.prom"
-    agent = start_agent("--metrics-file", str(metrics))
+    port = _free_port()
+    agent = start_agent("--metrics-file", str(metrics), "--metrics-port", str(port))
     agent.wait_for_line("Audit done")
+    agent.wait_for_line(f"INFO:Metrics served on http://127.0.0.1:{port}/metrics")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        served = answer.read().decode()
+    assert "glancesync_agent_owned_regions 3.0" in served
+    assert 'glancesync_agent_region_owned{region="other:Madrid"} 1.0' in served
     image_id = master_image(store, "fresh_image")
     agent.wait_for_line(f"Master: new image fresh_image ({image_id})")
     # A copy of base_ubuntu_22.04: of type baseimages, so target other selects it too.
