@@ -111,6 +111,7 @@ class Agent:
         self._known: list[Image] | None = None
         self._regions: list[RegionRef] = []
         self._follower: NotificationFollower | None = None
+        self._loop_thread: int | None = None
         self.coalescer = Coalescer(config.event_delay, clock)
         self._repeats = _RepeatFilter()
         self._configure(config)
@@ -118,11 +119,13 @@ class Agent:
     # ------------------------------------------------------------------- requests
 
     def request_stop(self) -> None:
-        """Stop soon; abandon the sync in progress (from a signal handler)."""
+        """Stop soon. From a signal handler (in the loop's thread), the sync in progress
+        is abandoned at once; from another thread, it ends first."""
         first = not self._stopping
         self._stopping = True
         self._wake.set()
-        if first and self._busy and not self._interrupted:
+        in_loop = threading.get_ident() == self._loop_thread
+        if first and in_loop and self._busy and not self._interrupted:
             self._interrupted = True
             raise Stopping
 
@@ -218,6 +221,7 @@ class Agent:
 
     def run(self) -> None:
         """Audit at once, then follow the master until asked to stop."""
+        self._loop_thread = threading.get_ident()
         logger.info(
             "glancesync-agent started: master %s, audit every %g s, %s",
             self.config.master_region,
