@@ -44,7 +44,14 @@ BUS_CHECK_SECONDS = 10.0  # how often the bus is checked while it is up
 
 
 class Stopping(BaseException):
-    """Raised into a sync in progress by SIGTERM: abandon it cleanly, then stop."""
+    """Raised into a sync in progress by SIGTERM: abandon it cleanly, then stop.
+
+    ``during_sync``: raised into a cloud operation under way (else before the next one).
+    """
+
+    def __init__(self, during_sync: bool = True):
+        super().__init__()
+        self.during_sync = during_sync
 
 
 class _RepeatFilter(logging.Filter):
@@ -107,6 +114,8 @@ class Agent:
         self._busy = False
         self._bus_up = False
         self._bus_changed = False
+        self._poll_now = False
+        self._next_audit = self._next_poll = 0.0
         self._master_failing = False
         self._known: list[Image] | None = None
         self._regions: list[RegionRef] = []
@@ -231,39 +240,16 @@ class Agent:
             else f"polling the master every {self.config.poll_interval:g} s",
         )
         self._start_follower()
-        next_audit = self._clock()
-        next_poll = self._clock()
+        self._next_audit = self._next_poll = self._clock()
         try:
             while not self._stopping:
-                if self._reload:
-                    self._reload_now()
-                if self._bus_changed:
-                    # Up again: what changed while the listener was away is in no
-                    # notification. Down: the polls start now.
-                    self._bus_changed = False
-                    next_poll = self._clock()
-                now = self._clock()
-                due = self.coalescer.wait_time()
-                if now >= next_audit:
-                    self._audit()
-                    next_audit = self._clock() + self.config.audit_interval
-                    next_poll = self._clock() + self.config.poll_interval
-                elif due is not None and due <= 0:
-                    self._batch()
-                elif not self._bus_up and now >= next_poll:
-                    self._poll()
-                    next_poll = self._clock() + self.config.poll_interval
-                else:
-                    waits = [next_audit - now, TICK]
-                    if due is not None:
-                        waits.append(due)
-                    if not self._bus_up:
-                        waits.append(next_poll - now)
-                    self._wake.wait(max(0.01, min(waits)))
-                    self._wake.clear()
-                self.metrics.write()
-        except Stopping:
-            logger.info("Stopping: the sync in progress was abandoned")
+                if self._step():
+                    self.metrics.write()
+        except Stopping as stop:
+            if stop.during_sync:
+                logger.info("Stopping: the sync in progress was abandoned")
+            else:
+                logger.info("Stopping: what was left to do waits for the next start")
         finally:
             self._stopping = True
             self._stop_follower()
@@ -272,11 +258,43 @@ class Agent:
             self.owner.close()
             logger.info("glancesync-agent stopped")
 
+    def _step(self) -> bool:
+        """Do the next thing due, or wait for it; True when something was done."""
+        if self._reload:
+            self._reload_now()
+        if self._bus_changed:
+            # Up again: what changed while the listener was away is in no notification,
+            # so the master is listed once. Down: the polls start now.
+            self._bus_changed = False
+            self._poll_now = True
+        now = self._clock()
+        due = self.coalescer.wait_time()
+        if now >= self._next_audit:
+            self._audit()
+            self._next_audit = self._clock() + self.config.audit_interval
+            self._next_poll = self._clock() + self.config.poll_interval
+        elif due is not None and due <= 0:
+            self._batch()
+        elif self._poll_now or (not self._bus_up and now >= self._next_poll):
+            self._poll_now = False
+            self._poll()
+            self._next_poll = self._clock() + self.config.poll_interval
+        else:
+            waits = [self._next_audit - now, TICK]
+            if due is not None:
+                waits.append(due)
+            if not self._bus_up:
+                waits.append(self._next_poll - now)
+            self._wake.wait(max(0.01, min(waits)))
+            self._wake.clear()
+            return False
+        return True
+
     @contextlib.contextmanager
     def _abortable(self) -> Iterator[None]:
         """A cloud operation SIGTERM may interrupt (it raises Stopping into it)."""
         if self._stopping:
-            raise Stopping
+            raise Stopping(during_sync=False)
         self._busy = True
         try:
             yield
