@@ -238,7 +238,8 @@ class NotificationFollower:
             )
             listener.start()
         except Exception as error:  # noqa: BLE001 - the bus refused us: try again later
-            logger.debug("the notification listener could not start: %s", error)
+            # The type only: a driver's message may quote the URL, and its password.
+            logger.debug("the notification listener could not start: %s", type(error).__name__)
             return False
         self._listener = listener
         return True

@@ -76,7 +76,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         metavar="PORT",
         help="also serve the figures on http://127.0.0.1:PORT/metrics",
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of bugs")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show tracebacks of bugs, and the message bus library's own lines",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 

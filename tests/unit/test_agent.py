@@ -280,3 +280,21 @@ def test_a_bad_configuration_at_start_is_one_line_and_status_2(tmp_path, capsys)
 def test_a_bad_metrics_port_is_refused_by_the_command_line(capsys):
     assert main(["--metrics-port", "http"], environ={}) == ExitStatus.USAGE
     assert "not a port number: 'http'" in capsys.readouterr().err
+
+
+def test_a_metrics_port_in_use_is_one_line_and_status_2(environ, tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "fiwareglancesync.agent.cli", "--metrics-port", str(port)],
+            env={**os.environ, **environ, "PYTHONPATH": str(ROOT)},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == ExitStatus.USAGE
+    assert done.stderr.splitlines() == [
+        f"ERROR: cannot serve the metrics on 127.0.0.1:{port}: address already in use"
+    ]
