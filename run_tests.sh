@@ -37,6 +37,21 @@ if ! command -v nginx >/dev/null 2>&1 && ! [ -x /usr/sbin/nginx ]; then
         $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true
     fi
 fi
+if ! [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+    # The agent's tests follow the master Glance's notifications on a RabbitMQ of their
+    # own (tests/fixtures/rabbitmq.py starts it on 127.0.0.1): Debian's rabbitmq-server.
+    echo "== installing rabbitmq-server (Debian package)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    { $SUDO apt-get update -q >/dev/null &&
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q rabbitmq-server >/dev/null; } ||
+        echo "== could not install rabbitmq-server: the agent's notification tests will fail"
+    # Where systemd started Debian's own broker on install (port 5672, every address),
+    # stop it again: the tests start theirs.
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet rabbitmq-server 2>/dev/null; then
+        $SUDO systemctl disable --now rabbitmq-server >/dev/null 2>&1 || true
+    fi
+fi
 echo "== installing the test cloud (Keystone, Glance) into .cloud-venv"
 .venv/bin/python tests/cloud/install.py
 echo "== ruff"

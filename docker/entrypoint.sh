@@ -4,6 +4,10 @@
 #   serve [gunicornserver options]   upgrade the database, then run the service under
 #                                     gunicorn in the foreground (the image's default)
 #   upgrade                           upgrade the database and exit (an init job, a test)
+#   agent [glancesync-agent options]  run glancesync-agent in the foreground instead of the
+#                                     service (it needs no database): one container per
+#                                     agent, `docker stop` is its SIGTERM, `docker kill -s
+#                                     HUP` reloads its configuration
 #   anything else                     run it as a command: glancesync --show-status,
 #                                     glancesync-api shell, sh...
 #
@@ -15,11 +19,13 @@
 #   GLANCESYNC_PORT      port (default: PORT of the settings file, else 8080)
 #   GLANCESYNC_WORKERS   worker processes (default: WORKERS of the settings file)
 #   GLANCESYNC_API       the service command (default: glancesync-api)
+#   GLANCESYNC_AGENT     the agent command (default: glancesync-agent)
 # The service itself reads GLANCESYNC_SETTINGS_FILE, GLANCESYNC_CONFIG,
 # SQLALCHEMY_DATABASE_URI or GLANCESYNCAPP_DATABASE_PATH, and the OS_* variables.
 set -eu
 
 API=${GLANCESYNC_API:-glancesync-api}
+AGENT=${GLANCESYNC_AGENT:-glancesync-agent}
 
 log() {
     echo "glancesync-entrypoint: $*" >&2
@@ -46,10 +52,17 @@ serve() {
     exec "$API" gunicornserver $options "$@"
 }
 
+agent() {
+    log "starting the agent: $*"
+    # exec: the agent becomes this process, so SIGTERM and SIGHUP reach it.
+    exec "$AGENT" "$@"
+}
+
 command=${1:-serve}
 if [ "$#" -gt 0 ]; then shift; fi
 case "$command" in
     serve) serve "$@" ;;
     upgrade) upgrade ;;
+    agent) agent "$@" ;;
     *) exec "$command" "$@" ;;
 esac

@@ -114,6 +114,79 @@ OPTIONS: tuple[Option, ...] = (
         maximum=MAX_SECONDS,
     ),
     Option(
+        "audit_interval",
+        MAIN,
+        "float",
+        600,
+        "glancesync-agent: seconds between two audits, each of which plans every region "
+        "the agent owns and synchronises what is pending, as sync.py would. The audit "
+        "repairs whatever a lost notification or a failed sync left behind.",
+        "600",
+        minimum=1,
+        maximum=MAX_SECONDS,
+    ),
+    Option(
+        "poll_interval",
+        MAIN,
+        "float",
+        30,
+        "glancesync-agent: seconds between two listings of the master when it does not "
+        "follow notifications (no notification_url, or the message bus is down). Only "
+        "the master is listed; a region is listed when an image it selects changed.",
+        "30",
+        minimum=0.5,
+        maximum=MAX_SECONDS,
+    ),
+    Option(
+        "event_delay",
+        MAIN,
+        "float",
+        1,
+        "glancesync-agent: seconds it waits after the first change of an image before "
+        "it synchronises it, so that a burst of changes (an upload, then its properties) "
+        "becomes one sync. 0: at once.",
+        "1",
+        minimum=0,
+        maximum=MAX_SECONDS,
+    ),
+    Option(
+        "notification_url",
+        MAIN,
+        "str",
+        None,
+        "glancesync-agent: the oslo.messaging transport URL of the message bus the "
+        "master's Glance sends its notifications to (Glance's [oslo_messaging_"
+        "notifications] driver = messagingv2 and transport_url). Unset: the agent polls "
+        "the master every poll_interval seconds. Never written to a log.",
+        "rabbit://glancesync:secret@rabbit.example.org:5672/",
+    ),
+    Option(
+        "notification_topic",
+        MAIN,
+        "str",
+        "notifications",
+        "glancesync-agent: the topic Glance notifies on (oslo.messaging's default).",
+        "notifications",
+    ),
+    Option(
+        "notification_exchange",
+        MAIN,
+        "str",
+        "glance",
+        "glancesync-agent: the exchange Glance's notifications go to (Glance's control exchange).",
+        "glance",
+    ),
+    Option(
+        "notification_pool",
+        MAIN,
+        "str",
+        "glancesync-agent",
+        "glancesync-agent: the listener pool, which gives the agents their own queue: "
+        "they never take notifications from another consumer of the same topic "
+        "(Ceilometer's, say).",
+        "glancesync-agent",
+    ),
+    Option(
         "images_dir",
         MAIN,
         "str",
@@ -405,6 +478,13 @@ class Config:
     images_dir: str = default_of("images_dir")
     lock_dir: str | None = default_of("lock_dir")
     lock_timeout: float = default_of("lock_timeout")
+    audit_interval: float = default_of("audit_interval")
+    poll_interval: float = default_of("poll_interval")
+    event_delay: float = default_of("event_delay")
+    notification_url: str | None = default_of("notification_url")
+    notification_topic: str = default_of("notification_topic")
+    notification_exchange: str = default_of("notification_exchange")
+    notification_pool: str = default_of("notification_pool")
     source: str | None = None
     warnings: tuple[str, ...] = ()
 
@@ -846,6 +926,30 @@ def _unknown_options(parser: configparser.ConfigParser) -> list[str]:
     return notes
 
 
+AGENT_OPTIONS = (
+    "audit_interval",
+    "poll_interval",
+    "event_delay",
+    "notification_url",
+    "notification_topic",
+    "notification_exchange",
+    "notification_pool",
+)
+
+
+def _check_notification_url(url: str | None, problems: list[str]) -> None:
+    """A transport URL names its driver (``rabbit://``). The URL is not quoted back: it
+    may carry the bus's password."""
+    if url is None:
+        return
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme or not scheme.replace("+", "").isalnum() or not rest:
+        problems.append(
+            "main.notification_url: not an oslo.messaging transport URL "
+            "(expected driver://user:password@host:port/, e.g. rabbit://...)"
+        )
+
+
 def build_config(
     parser: configparser.ConfigParser,
     environ: Mapping[str, str],
@@ -875,6 +979,8 @@ def build_config(
     images_dir = main.get("images_dir")
     lock_dir = main.get("lock_dir")
     lock_timeout = main.get("lock_timeout")
+    agent = {name: main.get(name) for name in AGENT_OPTIONS}
+    _check_notification_url(agent["notification_url"], problems)
     if problems:
         raise ConfigError(problems, _unknown_options(parser))
     return Config(
@@ -886,6 +992,7 @@ def build_config(
         lock_dir=lock_dir,
         lock_timeout=lock_timeout,
         source=source,
+        **agent,
         warnings=tuple(_unknown_options(parser)),
     )
 

@@ -47,6 +47,7 @@ from fiwareglancesync.plan import (
     Notice,
     RegionPlan,
     filter_master_images,
+    only_images,
     plan_region,
     select_images,
 )
@@ -291,8 +292,23 @@ class GlanceSync:
         """Statuses and actions for ``region`` (lists it; changes nothing, logs nothing)."""
         return self._plan(region, self._listing(fresh))
 
-    def sync(self, region: RegionRef, dry_run: bool = False, fresh: bool = False) -> RegionFigures:
+    def master_images(self, fresh: bool = False) -> list[Image]:
+        """The master images a sync works from (active, named, the master project's, of
+        a unique name); RegionError if the master cannot be listed. Lists no other
+        region: an agent reads this alone while nothing changes."""
+        return list(self._listing(fresh).kept())
+
+    def sync(
+        self,
+        region: RegionRef,
+        dry_run: bool = False,
+        fresh: bool = False,
+        only: Iterable[str] | None = None,
+    ) -> RegionFigures:
         """Plan and apply one region; raise RegionError if it cannot be completed.
+
+        ``only``: master image ids; just their actions (and their kernels' and
+        ramdisks') are applied, the rest of the plan waits for a later sync.
 
         A real sync holds the region's host-wide lock while it plans and applies, so a
         second run on the same region waits (up to lock_timeout) and then plans again,
@@ -303,9 +319,9 @@ class GlanceSync:
         try:
             key = None if dry_run else self._facade(region.target).lock_key(region)
             if key is None:
-                return self._plan_and_apply(region, dry_run, fresh)
+                return self._plan_and_apply(region, dry_run, fresh, only)
             with self._locks.hold(key, region.fullname):
-                return self._plan_and_apply(region, dry_run, fresh)
+                return self._plan_and_apply(region, dry_run, fresh, only)
         finally:
             if not dry_run:
                 self._finish(region)
@@ -582,12 +598,16 @@ class GlanceSync:
             head_formats=listing.head_formats,
         )
 
-    def _plan_and_apply(self, region: RegionRef, dry_run: bool, fresh: bool) -> RegionFigures:
+    def _plan_and_apply(
+        self, region: RegionRef, dry_run: bool, fresh: bool, only: Iterable[str] | None = None
+    ) -> RegionFigures:
         listing = self._listing(fresh)  # once the lock is held: the master as it is now
-        listing.kept()  # the master's failure is the region's, before the region is listed
+        master = listing.kept()  # the master's failure is the region's, before it is listed
         facade = self._facade(region.target)
         regional = facade.list_images(region)
         plan = self._plan(region, listing, regional)
+        if only is not None:
+            plan = only_images(plan, only, master)
         log_notices(plan.notices)
         sender = self._sender(region, listing)
         if dry_run:  # the plan printed: no facade to change anything with

@@ -762,3 +762,37 @@ def plan_region(
         return _plan(
             region, master_images, selected, regional_images, target, project_id, members or {}
         )
+
+
+def only_images(
+    plan: RegionPlan, image_ids: Iterable[str], master_images: Iterable[Image]
+) -> RegionPlan:
+    """The part of ``plan`` that concerns the master images ``image_ids``: their actions,
+    and those of the kernels and ramdisks they need (which must land first, or the image
+    goes without them). The statuses stay the whole region's: they say what it holds.
+
+    An agent that saw one image change syncs just it; an id the master no longer has
+    concerns nothing (GlanceSync never deletes a regional copy).
+    """
+    by_id = {image.id: image for image in master_images}
+    wanted = set(image_ids)
+    todo = list(wanted)
+    while todo:
+        image = by_id.get(todo.pop())
+        if image is None:
+            continue
+        for _, dependency in ami_dependencies(image):
+            if dependency not in wanted:
+                wanted.add(dependency)
+                todo.append(dependency)
+    names = {by_id[image_id].name for image_id in wanted if image_id in by_id}
+
+    def concerns(action: Action) -> bool:
+        if isinstance(action, Transfer):
+            return action.master.id in wanted
+        # A metadata update carries the master's name; an obsolete update the name of
+        # the master's X_obsolete image.
+        return action.desired.name in names
+
+    actions = [action for action in plan.actions if concerns(action)]
+    return RegionPlan(plan.region, plan.statuses, actions, plan.notices)

@@ -664,6 +664,8 @@ class TestCloud:
         unknown = set(self._proxied) - set(self.regions)
         if unknown:
             raise ValueError(f"unknown proxied regions: {sorted(unknown)}")
+        # The message bus the master's Glance notifies (see notify_to); None: it does not.
+        self.notification_url: str | None = None
         self._children: dict[str, _Child] = {}
         self._seed_cache: dict[str, Path] = {}  # by Keystone name: its seeded-database cache
         self._lock = threading.RLock()
@@ -991,7 +993,11 @@ class TestCloud:
             },
             "oslo_concurrency": {"lock_path": directory / "locks"},
         }
-        for extra in (self._quota_conf(glance), self._format_conf(glance)):
+        for extra in (
+            self._quota_conf(glance),
+            self._format_conf(glance),
+            self._notification_conf(glance),
+        ):
             for section, options in extra.items():
                 conf.setdefault(section, {}).update(options)
         return conf
@@ -1021,6 +1027,22 @@ class TestCloud:
                 "endpoint_interface": "public",
                 # A plain list option (keystoneauth's): brackets would be read as part of it.
                 "valid_interfaces": "public",
+            },
+        }
+
+    def _notification_conf(self, glance: GlanceServer) -> dict[str, dict[str, object]]:
+        """The master's Glance sends notifications to the bus of :meth:`notify_to`.
+
+        ``retry``: a notification that cannot be sent is given up after one more try,
+        so that a bus stopped by a test does not hold the Glance's requests forever.
+        """
+        if glance.region != MASTER_REGION or not self.notification_url:
+            return {}
+        return {
+            "oslo_messaging_notifications": {
+                "driver": "messagingv2",
+                "transport_url": self.notification_url,
+                "retry": "1",
             },
         }
 
@@ -1215,6 +1237,18 @@ class TestCloud:
                 return
             child.start()
             self._wait_ready([child], timeout)
+
+    def notify_to(self, url: str | None) -> None:
+        """Have the master's Glance send its notifications to the bus at ``url`` (None:
+        none, as at start), by rewriting its configuration and restarting it."""
+        with self._lock:
+            if url == self.notification_url:
+                return
+            self.notification_url = url
+            glance = self.glances[MASTER_REGION]
+            directory = self._glance_dir(glance.region)
+            (directory / "glance-api.conf").write_text(_ini(self._glance_conf(glance, directory)))
+            self.restart_glance(glance.region)
 
     def restart_glance(self, region: str) -> None:
         self.kill_glance(region)

@@ -332,3 +332,17 @@ def test_serve_listens_on_the_socket_and_the_healthcheck_asks_there(tmp_path: Pa
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def test_the_agent_command_execs_glancesync_agent(tmp_path: Path) -> None:
+    done = subprocess.run(
+        ["sh", str(ENTRYPOINT), "agent", "--version"],
+        cwd=tmp_path,
+        env=entrypoint_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("glancesync-agent ")
+    assert "starting the agent: --version" in done.stderr

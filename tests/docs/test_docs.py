@@ -48,11 +48,12 @@ def page_text(site: Path, name: str) -> str:
 
 
 def parsers() -> Iterator[argparse.ArgumentParser]:
+    from fiwareglancesync.agent.cli import build_parser as agent_parser
     from fiwareglancesync.app.cli import build_parser as service_parser
     from fiwareglancesync.cli import build_parser as sync_parser
     from fiwareglancesync.mock import _parser as mock_parser
 
-    pending = [sync_parser(), mock_parser(), service_parser()]
+    pending = [sync_parser(), mock_parser(), service_parser(), agent_parser()]
     while pending:
         parser = pending.pop()
         yield parser

@@ -22,7 +22,7 @@ from fiwareglancesync import __version__
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.packaging
-CONSOLE_SCRIPTS = ("glancesync", "glancesync-mock", "glancesync-api")
+CONSOLE_SCRIPTS = ("glancesync", "glancesync-mock", "glancesync-api", "glancesync-agent")
 
 
 def run(
@@ -119,7 +119,7 @@ def test_metadata_version_and_console_scripts(installed: Installation) -> None:
     assert installed.wheel.name.startswith(f"fiware_glancesync-{__version__}-")
     version = installed.script("glancesync", "--version")
     assert version.returncode == 0 and version.stdout.split()[-1] == __version__
-    for name in ("glancesync", "glancesync-mock"):
+    for name in ("glancesync", "glancesync-mock", "glancesync-agent"):
         done = installed.script(name, "--help")
         assert done.returncode == 0 and done.stdout.startswith("usage:"), done.stderr
 
