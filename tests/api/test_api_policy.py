@@ -158,3 +158,69 @@ def test_start_join_and_delete_are_audited_with_the_callers_ids(
 def wait_for_task(client, region: str, task_id: str, headers: dict[str, str]) -> None:
     client.application.extensions["glancesync"].runner.wait(30)
     assert client.get(f"/regions/{region}/tasks/{task_id}", headers=headers).status_code == 200
+
+
+def _admin_of_another_project_reads_status(policy: Policy) -> bool:
+    return policy.allows("glancesync:status:get", CALLERS["other-project-admin"], SERVICE_PROJECT)
+
+
+def test_no_policy_file_found_by_oslo_search_paths_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # oslo.config would find a policy.yaml (or policy.d) in ~, ~/.glancesync, /etc...:
+    # with no POLICY_FILE, only the defaults count.
+    home = tmp_path / "home"
+    (home / ".glancesync" / "policy.d").mkdir(parents=True)
+    for stray in (home / "policy.yaml", home / ".glancesync" / "policy.d" / "open.yaml"):
+        stray.write_text('"glancesync:status:get": "@"\n', encoding="utf-8")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(home)
+    assert not _admin_of_another_project_reads_status(Policy("admin"))
+    named = Policy("admin", str(home / "policy.yaml"))
+    assert _admin_of_another_project_reads_status(named)
+
+
+def test_a_relative_policy_file_is_the_one_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "nowhere"))
+    monkeypatch.chdir(tmp_path)
+    Path("open.yaml").write_text('"glancesync:status:get": "@"\n', encoding="utf-8")
+    policy = Policy("admin", "open.yaml")
+    monkeypatch.chdir("/")  # gunicorn workers may run elsewhere: the path was made absolute
+    assert _admin_of_another_project_reads_status(policy)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("{{{: [\n", "while parsing a flow node"),
+        ("- a list\n", "not a mapping of rule names to rules"),
+    ],
+)
+def test_a_policy_file_that_cannot_be_read_stops_the_start(
+    tmp_path: Path, text: str, reason: str
+) -> None:
+    from fiwareglancesync.app.settings import SettingsError
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(text, encoding="utf-8")
+    with pytest.raises(SettingsError) as raised:
+        Policy("admin", str(broken))
+    assert raised.value.problems == [
+        f"[glancesync] POLICY_FILE = {broken} cannot be read: {reason}"
+    ]
+
+
+def test_a_scope_refusal_is_forbidden_naming_the_rule(service) -> None:
+    answer = (
+        service().test_client().get("/status.json", headers={"X-Auth-Token": "other-project-admin"})
+    )
+    assert answer.status_code == 403
+    assert answer.get_json() == {
+        "error": {
+            "message": "Forbidden",
+            "code": 403,
+            "description": "policy rule glancesync:status:get does not allow this token",
+        }
+    }
