@@ -18,6 +18,7 @@ on no project, so whatever a policy file says it cannot be an admin of GlanceSyn
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +34,8 @@ STATUS_READ = "glancesync:status:get"
 SYNC_START = "glancesync:sync:start"
 TASK_READ = "glancesync:task:get"
 TASK_DELETE = "glancesync:task:delete"
+
+logger = logging.getLogger(__name__)
 
 
 @oslo.register("allowed_project")
@@ -115,6 +118,16 @@ def credentials(identity: Identity) -> dict[str, Any]:
     }
 
 
+# What oslo.policy raises for a file it cannot read: OSError, ValueError (not YAML or
+# JSON), AttributeError or TypeError (YAML that is not a mapping of rules).
+_UNREADABLE = (OSError, ValueError, AttributeError, TypeError)
+
+
+def _reason(error: Exception) -> str:
+    text = str(error) if isinstance(error, (OSError, ValueError)) else ""
+    return text.splitlines()[0] if text else "not a mapping of rule names to rules"
+
+
 class Policy:
     """One enforcer per application: the defaults, then the operator's file if any."""
 
@@ -153,12 +166,9 @@ class Policy:
         with one line rather than failing every request."""
         try:
             self.enforcer.load_rules()
-        except (OSError, ValueError, AttributeError, TypeError) as error:
-            # AttributeError: oslo.policy's word for a file that is not a mapping of rules.
-            text = str(error) if isinstance(error, (OSError, ValueError)) else ""
-            reason = text.splitlines()[0] if text else "not a mapping of rule names to rules"
+        except _UNREADABLE as error:
             raise SettingsError(
-                [f"[glancesync] POLICY_FILE = {policy_file} cannot be read: {reason}"]
+                [f"[glancesync] POLICY_FILE = {policy_file} cannot be read: {_reason(error)}"]
             ) from None
 
     def target(self, service_project_id: str | None) -> dict[str, Any]:
@@ -173,6 +183,15 @@ class Policy:
     def allows(self, rule: str, identity: Identity, service_project_id: str | None) -> bool:
         if not (identity.project_id or identity.system_scoped):
             return False  # domain-scoped or unscoped: never, whatever the file says
-        return bool(
-            self.enforcer.enforce(rule, self.target(service_project_id), credentials(identity))
-        )
+        target, creds = self.target(service_project_id), credentials(identity)
+        try:
+            return bool(self.enforcer.enforce(rule, target, creds))
+        except _UNREADABLE as error:
+            # An edit that cannot be read: oslo.policy keeps the rules it had and notes
+            # the file's new mtime, so the same check asked again uses the last good rules.
+            logger.error(
+                "POLICY_FILE %s cannot be read (%s): the rules read before stay in force",
+                self.enforcer.policy_path,
+                _reason(error),
+            )
+            return bool(self.enforcer.enforce(rule, target, creds))

@@ -224,3 +224,51 @@ def test_a_scope_refusal_is_forbidden_naming_the_rule(service) -> None:
             "description": "policy rule glancesync:status:get does not allow this token",
         }
     }
+
+
+def test_a_broken_policy_file_is_one_error_line_at_start(tmp_path: Path) -> None:
+    from test_api_noauth import free_port, run_py, service_environ
+
+    environ = service_environ(tmp_path)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("- a list\n", encoding="utf-8")
+    settings = Path(environ["GLANCESYNC_SETTINGS_FILE"])
+    settings.write_text(f"[glancesync]\nPOLICY_FILE = {broken}\n", encoding="utf-8")
+    done = run_py(environ, tmp_path, "gunicornserver", "-p", str(free_port()))
+    assert done.returncode == 2
+    assert [line for line in done.stderr.splitlines() if "POLICY_FILE" in line] == [
+        f"ERROR: [glancesync] POLICY_FILE = {broken} cannot be read: "
+        "not a mapping of rule names to rules"
+    ]
+    assert "Traceback" not in done.stderr
+
+
+def test_an_edit_is_read_without_a_restart_and_a_broken_one_keeps_the_last_rules(
+    service, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import os
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text('"glancesync:task:delete": "!"\n', encoding="utf-8")
+    app = service(policy_file=str(rules))
+    client = app.test_client()
+
+    def status(token: str) -> int:
+        return client.get("/status.json", headers={"X-Auth-Token": token}).status_code
+
+    assert (status("service-admin"), status("member")) == (200, 403)
+    for text, expected in [
+        # The rule replaces the default: the admin (no member role here) is out now.
+        ('"glancesync:status:get": "role:member"\n', (403, 200)),
+        ("{{{: [\n", (403, 200)),  # unreadable: the rules read before stay
+        ('"glancesync:status:get": "rule:glancesync:admin"\n', (200, 403)),
+    ]:
+        stamp = rules.stat().st_mtime + 10
+        rules.write_text(text, encoding="utf-8")
+        os.utime(rules, (stamp, stamp))
+        assert (status("service-admin"), status("member")) == expected
+    errors = [r.getMessage() for r in caplog.records if r.name == "fiwareglancesync.app.policy"]
+    assert errors == [
+        f"POLICY_FILE {rules} cannot be read (while parsing a flow node): "
+        "the rules read before stay in force"
+    ]
