@@ -82,8 +82,22 @@ def identity_from_access(access: Any) -> Identity:
         user_domain_name=access.user_domain_name,
         project_name=access.project_name,
         project_domain_id=access.project_domain_id,
-        system_scoped=bool(getattr(access, "system_scoped", False)),
+        system_scoped=_system_scoped(access),
     )
+
+
+def _system_scoped(access: Any) -> bool:
+    """Is the token scoped to the whole system?
+
+    keystoneauth's AccessInfo says so (``system_scoped``); keystoneclient's, which
+    ``tokens.validate`` returns, has no such attribute: it is the token document itself,
+    a dict holding ``"system": {"all": true}`` for a system-scoped token.
+    """
+    scoped = getattr(access, "system_scoped", None)
+    if scoped is not None:
+        return bool(scoped)
+    system = access.get("system") if isinstance(access, dict) else None
+    return isinstance(system, dict) and system.get("all") is True
 
 
 class KeystoneVerifier:

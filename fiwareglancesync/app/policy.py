@@ -18,6 +18,8 @@ on no project, so whatever a policy file says it cannot be an admin of GlanceSyn
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,11 +28,14 @@ from oslo_policy import _checks
 from oslo_policy import policy as oslo
 
 from fiwareglancesync.app.auth import Identity
+from fiwareglancesync.app.settings import SettingsError
 
 STATUS_READ = "glancesync:status:get"
 SYNC_START = "glancesync:sync:start"
 TASK_READ = "glancesync:task:get"
 TASK_DELETE = "glancesync:task:delete"
+
+logger = logging.getLogger(__name__)
 
 
 @oslo.register("allowed_project")
@@ -113,6 +118,16 @@ def credentials(identity: Identity) -> dict[str, Any]:
     }
 
 
+# What oslo.policy raises for a file it cannot read: OSError, ValueError (not YAML or
+# JSON), AttributeError or TypeError (YAML that is not a mapping of rules).
+_UNREADABLE = (OSError, ValueError, AttributeError, TypeError)
+
+
+def _reason(error: Exception) -> str:
+    text = str(error) if isinstance(error, (OSError, ValueError)) else ""
+    return text.splitlines()[0] if text else "not a mapping of rule names to rules"
+
+
 class Policy:
     """One enforcer per application: the defaults, then the operator's file if any."""
 
@@ -125,13 +140,36 @@ class Policy:
     ):
         conf = cfg.ConfigOpts()
         conf([], project="glancesync", default_config_files=[])
-        # use_conf=True is what makes the enforcer load its registered defaults; a
-        # missing file is refused by the settings before we get here.
-        self.enforcer = oslo.Enforcer(conf, policy_file=policy_file)
-        self.enforcer.register_defaults(list_rules())
+        rules = list_rules()
+        if policy_file:
+            # Absolute: oslo.config looks for a relative name in ~/.glancesync, ~, /etc/glancesync
+            # and /etc, not in the directory the settings checked. The file is read again
+            # whenever it changes (oslo.policy compares its mtime at each check).
+            self.enforcer = oslo.Enforcer(conf, policy_file=os.path.abspath(policy_file))
+        else:
+            # No file named: the defaults only. Left to itself, oslo.policy would look for a
+            # policy.yaml in those same directories and take whatever it found there.
+            self.enforcer = oslo.Enforcer(conf, use_conf=False)
+        # Nor a policy.d directory found there: only the file the operator named counts.
+        conf.set_override("policy_dirs", [], group="oslo_policy")
+        self.enforcer.register_defaults(rules)
+        if policy_file:
+            self._read(policy_file)
+        else:
+            self.enforcer.set_rules(oslo.Rules({rule.name: rule.check for rule in rules}))
         self.role = role
         self.allowed_projects = tuple(allowed_projects)
         self.allow_system_scope = allow_system_scope
+
+    def _read(self, policy_file: str) -> None:
+        """Read the operator's file now, so that one that cannot be read stops the start
+        with one line rather than failing every request."""
+        try:
+            self.enforcer.load_rules()
+        except _UNREADABLE as error:
+            raise SettingsError(
+                [f"[glancesync] POLICY_FILE = {policy_file} cannot be read: {_reason(error)}"]
+            ) from None
 
     def target(self, service_project_id: str | None) -> dict[str, Any]:
         allowed = [*self.allowed_projects, *([service_project_id] if service_project_id else [])]
@@ -145,6 +183,15 @@ class Policy:
     def allows(self, rule: str, identity: Identity, service_project_id: str | None) -> bool:
         if not (identity.project_id or identity.system_scoped):
             return False  # domain-scoped or unscoped: never, whatever the file says
-        return bool(
-            self.enforcer.enforce(rule, self.target(service_project_id), credentials(identity))
-        )
+        target, creds = self.target(service_project_id), credentials(identity)
+        try:
+            return bool(self.enforcer.enforce(rule, target, creds))
+        except _UNREADABLE as error:
+            # An edit that cannot be read: oslo.policy keeps the rules it had and notes
+            # the file's new mtime, so the same check asked again uses the last good rules.
+            logger.error(
+                "POLICY_FILE %s cannot be read (%s): the rules read before stay in force",
+                self.enforcer.policy_path,
+                _reason(error),
+            )
+            return bool(self.enforcer.enforce(rule, target, creds))

@@ -70,12 +70,14 @@ def authorize(rule: str) -> Identity:
         return identity  # noauth: the mock on loopback only, said in every response
     if not state.policy.allows(rule, identity, state.verifier.service_project_id()):
         role = state.settings.role
-        message = (
-            f"Role is not {role}"
+        # Without the role, the published message; with it, the scope (or an operator's
+        # rule) is what refused: "Forbidden", and the description names the rule.
+        error = (
+            ApiError(403, f"Role is not {role}")
             if role not in identity.roles
-            else f"the token's scope is not allowed by policy rule {rule}"
+            else ApiError(403, description=f"policy rule {rule} does not allow this token")
         )
-        raise _refused(ApiError(403, message), identity, rule)
+        raise _refused(error, identity, rule)
     return identity
 
 

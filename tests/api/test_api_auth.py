@@ -152,6 +152,23 @@ def test_a_valid_token_gives_its_identity_from_keystoneclients_access_info(keyst
     )
 
 
+def test_the_scope_of_a_token_is_read_from_keystoneclients_access_info(keystone) -> None:
+    system = token_document("sysadmin")
+    del system["token"]["project"]
+    system["token"]["system"] = {"all": True}
+    domain = token_document("domadmin")
+    del domain["token"]["project"]
+    domain["token"]["domain"] = {"id": "d2", "name": "dom2"}
+    keystone.tokens.update(system=system, domain=domain, project=token_document())
+    verifier = verifier_for(keystone)
+    found = {name: verifier.verify(name) for name in ("system", "domain", "project")}
+    assert [(i.project_id, i.system_scoped) for i in found.values()] == [
+        (None, True),
+        (None, False),
+        ("p1", False),
+    ]
+
+
 def test_the_service_logs_in_once_for_many_validations(keystone) -> None:
     keystone.tokens["caller"] = token_document()
     verifier = verifier_for(keystone)

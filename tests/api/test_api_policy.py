@@ -158,3 +158,117 @@ def test_start_join_and_delete_are_audited_with_the_callers_ids(
 def wait_for_task(client, region: str, task_id: str, headers: dict[str, str]) -> None:
     client.application.extensions["glancesync"].runner.wait(30)
     assert client.get(f"/regions/{region}/tasks/{task_id}", headers=headers).status_code == 200
+
+
+def _admin_of_another_project_reads_status(policy: Policy) -> bool:
+    return policy.allows("glancesync:status:get", CALLERS["other-project-admin"], SERVICE_PROJECT)
+
+
+def test_no_policy_file_found_by_oslo_search_paths_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # oslo.config would find a policy.yaml (or policy.d) in ~, ~/.glancesync, /etc...:
+    # with no POLICY_FILE, only the defaults count.
+    home = tmp_path / "home"
+    (home / ".glancesync" / "policy.d").mkdir(parents=True)
+    for stray in (home / "policy.yaml", home / ".glancesync" / "policy.d" / "open.yaml"):
+        stray.write_text('"glancesync:status:get": "@"\n', encoding="utf-8")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(home)
+    assert not _admin_of_another_project_reads_status(Policy("admin"))
+    named = Policy("admin", str(home / "policy.yaml"))
+    assert _admin_of_another_project_reads_status(named)
+
+
+def test_a_relative_policy_file_is_the_one_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "nowhere"))
+    monkeypatch.chdir(tmp_path)
+    Path("open.yaml").write_text('"glancesync:status:get": "@"\n', encoding="utf-8")
+    policy = Policy("admin", "open.yaml")
+    monkeypatch.chdir("/")  # gunicorn workers may run elsewhere: the path was made absolute
+    assert _admin_of_another_project_reads_status(policy)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("{{{: [\n", "while parsing a flow node"),
+        ("- a list\n", "not a mapping of rule names to rules"),
+    ],
+)
+def test_a_policy_file_that_cannot_be_read_stops_the_start(
+    tmp_path: Path, text: str, reason: str
+) -> None:
+    from fiwareglancesync.app.settings import SettingsError
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(text, encoding="utf-8")
+    with pytest.raises(SettingsError) as raised:
+        Policy("admin", str(broken))
+    assert raised.value.problems == [
+        f"[glancesync] POLICY_FILE = {broken} cannot be read: {reason}"
+    ]
+
+
+def test_a_scope_refusal_is_forbidden_naming_the_rule(service) -> None:
+    answer = (
+        service().test_client().get("/status.json", headers={"X-Auth-Token": "other-project-admin"})
+    )
+    assert answer.status_code == 403
+    assert answer.get_json() == {
+        "error": {
+            "message": "Forbidden",
+            "code": 403,
+            "description": "policy rule glancesync:status:get does not allow this token",
+        }
+    }
+
+
+def test_a_broken_policy_file_is_one_error_line_at_start(tmp_path: Path) -> None:
+    from test_api_noauth import free_port, run_py, service_environ
+
+    environ = service_environ(tmp_path)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("- a list\n", encoding="utf-8")
+    settings = Path(environ["GLANCESYNC_SETTINGS_FILE"])
+    settings.write_text(f"[glancesync]\nPOLICY_FILE = {broken}\n", encoding="utf-8")
+    done = run_py(environ, tmp_path, "gunicornserver", "-p", str(free_port()))
+    assert done.returncode == 2
+    assert [line for line in done.stderr.splitlines() if "POLICY_FILE" in line] == [
+        f"ERROR: [glancesync] POLICY_FILE = {broken} cannot be read: "
+        "not a mapping of rule names to rules"
+    ]
+    assert "Traceback" not in done.stderr
+
+
+def test_an_edit_is_read_without_a_restart_and_a_broken_one_keeps_the_last_rules(
+    service, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import os
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text('"glancesync:task:delete": "!"\n', encoding="utf-8")
+    app = service(policy_file=str(rules))
+    client = app.test_client()
+
+    def status(token: str) -> int:
+        return client.get("/status.json", headers={"X-Auth-Token": token}).status_code
+
+    assert (status("service-admin"), status("member")) == (200, 403)
+    for text, expected in [
+        # The rule replaces the default: the admin (no member role here) is out now.
+        ('"glancesync:status:get": "role:member"\n', (403, 200)),
+        ("{{{: [\n", (403, 200)),  # unreadable: the rules read before stay
+        ('"glancesync:status:get": "rule:glancesync:admin"\n', (200, 403)),
+    ]:
+        stamp = rules.stat().st_mtime + 10
+        rules.write_text(text, encoding="utf-8")
+        os.utime(rules, (stamp, stamp))
+        assert (status("service-admin"), status("member")) == expected
+    errors = [r.getMessage() for r in caplog.records if r.name == "fiwareglancesync.app.policy"]
+    assert errors == [
+        f"POLICY_FILE {rules} cannot be read (while parsing a flow node): "
+        "the rules read before stay in force"
+    ]

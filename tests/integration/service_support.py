@@ -46,7 +46,9 @@ class LiveService:
         workdir: Path,
         lease_seconds: int = 6,
         master_cache_seconds: float | None = None,
+        extra_settings: str = "",
     ):
+        """``extra_settings``: more ``[glancesync]`` lines, ``OPTION = value`` each."""
         self.cloud = cloud
         self.workdir = workdir
         self.sync = CloudSync(cloud, workdir)
@@ -71,6 +73,7 @@ class LiveService:
                 if master_cache_seconds is None
                 else f"MASTER_CACHE_SECONDS = {master_cache_seconds}\n"
             )
+            + extra_settings
             + "[gunicorn]\nLOGLEVEL = debug\n"
         )
 
