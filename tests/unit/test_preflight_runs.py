@@ -425,7 +425,7 @@ GOOD_AND_BAD = {"good": raw_disk(2 * MiB), "bad": qcow2_image(length=2 * MiB)}
 def test_the_mock_checks_images_dir_files_and_refuses_a_qcow2_labelled_raw(tmp_path):
     from builders import run_sync
 
-    from fiwareglancesync.facades.mock import MockStore
+    from fiwareglancesync.facades.mock import JournalStore
 
     # The mock keeps no bytes: only a file of images_dir has data to check.
     environ, store = mock_installation(tmp_path, GOOD_AND_BAD, with_files=True)
@@ -439,7 +439,7 @@ def test_the_mock_checks_images_dir_files_and_refuses_a_qcow2_labelled_raw(tmp_p
         "disk_format is raw",
         "ERROR:Other: 1 image refused before the transfer: bad",
     ]
-    assert [i.name for i in MockStore(str(store)).read("Other")] == ["good"]
+    assert [i.name for i in JournalStore(str(store)).read("Other")] == ["good"]
 
 
 def test_a_region_with_refusals_fails_but_its_figures_count_what_it_did(tmp_path):
