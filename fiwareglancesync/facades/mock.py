@@ -14,7 +14,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from fiwareglancesync.backup import backup_file_name, region_of_file
 from fiwareglancesync.config import MASTER, TargetConfig
@@ -32,9 +35,30 @@ from fiwareglancesync.facades.journal_store import STORE_MARKER, JournalStore
 from fiwareglancesync.facades.mock_store import MemoryStore, MockStore
 from fiwareglancesync.facades.transfer import SourceError, guarded_source, size_checked_chunks
 from fiwareglancesync.image import Image, same_owner
+from fiwareglancesync.preflight import (
+    IMAGE_COUNT_TOTAL,
+    IMAGE_SIZE_TOTAL,
+    AcceptedFormats,
+    MiB,
+    format_refusal,
+)
 from fiwareglancesync.region import RegionRef
 
 logger = logging.getLogger(__name__)
+
+# What every mock region's image schema lists: Glance's defaults for its disk_formats and
+# container_formats options.
+GLANCE_DEFAULT_FORMATS = AcceptedFormats(
+    disk_formats=frozenset(
+        {"ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"}
+    ),
+    container_formats=frozenset(
+        {"ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"}
+    ),
+)
+# Statuses of an image that Glance's image_count_total does not count.
+_NOT_COUNTED = frozenset({"killed", "deleted"})
+UNLIMITED = -1
 
 __all__ = [
     "STORE_MARKER",
@@ -92,8 +116,51 @@ def check_data(image: Image, data: ImageData | None) -> None:
         raise FacadeError(f"uploading image {image.name}: {error}") from None
 
 
+class _Listing(list[Image]):
+    """A listing that can be referred to weakly: the facade may count a usage from it
+    while its caller holds it, without keeping a whole region alive after that."""
+
+    __slots__ = ("__weakref__",)
+
+
+class _Usage:
+    """The project's images in one region as Glance's quota counts them: how many (not
+    killed or deleted) and the bytes of the active ones. Kept up to date by the facade's
+    own changes, so a sync of many images does not count the region again for each."""
+
+    def __init__(self, images: Iterable[Image], project_id: str):
+        self._sizes: dict[str, int] = {}
+        self._bytes = 0
+        for image in images:
+            if same_owner(image.owner, project_id):
+                self.add(image)
+
+    def add(self, image: Image) -> None:
+        if image.status in _NOT_COUNTED:
+            return
+        self.remove(image.id)
+        size = (image.size or 0) if image.status == "active" else 0
+        self._sizes[image.id] = size
+        self._bytes += size
+
+    def remove(self, image_id: str) -> None:
+        self._bytes -= self._sizes.pop(image_id, 0)
+
+    def answer(self) -> dict[str, Any]:
+        """As ``GET /v2/info/usage`` gives it; the mock enforces no limit."""
+        return {
+            IMAGE_COUNT_TOTAL: {"usage": len(self._sizes), "limit": UNLIMITED},
+            IMAGE_SIZE_TOTAL: {"usage": self._bytes // MiB, "limit": UNLIMITED},
+        }
+
+
 class MockFacade(Facade):
-    """The facade of one target over a :class:`MockStore`."""
+    """The facade of one target over a :class:`MockStore`.
+
+    The mock has no Keystone and keeps no image data; what it can tell, it answers as a
+    Glance would: the formats of Glance's default schema, the project's quota usage (no
+    limit), no import method, and a project's name is its id.
+    """
 
     def __init__(self, store: MockStore, target: TargetConfig):
         self.store = store
@@ -101,6 +168,10 @@ class MockFacade(Facade):
         # By region fullname, our unfinished images by name as the last listing found
         # them: the leftovers an upload of that name removes, as the Glance facade does.
         self._listed_unfinished: dict[str, dict[str, list[Image]]] = {}
+        # The last listing, while its caller holds it (a usage is counted from it if
+        # asked for), and the usage of the last region asked for.
+        self._listing: tuple[str, weakref.ref[_Listing]] | None = None
+        self._usage: tuple[str, _Usage] | None = None
 
     def lock_key(self, region: RegionRef) -> str | None:
         return self.store.lock_key(region.fullname)
@@ -127,10 +198,14 @@ class MockFacade(Facade):
     def list_images(self, region: RegionRef) -> list[Image]:
         # Every row, hidden images included (the Glance facade asks for them too): the
         # backup holds what the listing returned when it was made.
-        images = self.store.read(region.fullname)
-        if images is None:
+        read = self.store.read(region.fullname)
+        if read is None:
             raise self._unknown(region)
+        images = _Listing(read)
         self._listed_unfinished[region.fullname] = self._leftovers_by_name(images)
+        self._listing = (region.fullname, weakref.ref(images))
+        if self._usage is not None and self._usage[0] == region.fullname:
+            self._usage = None  # counted again from this listing, if asked for
         return images
 
     def _leftovers_by_name(self, images: list[Image]) -> dict[str, list[Image]]:
@@ -157,12 +232,16 @@ class MockFacade(Facade):
                 leftover.status,
             )
             self.store.delete_image(region.fullname, leftover.id)
+            self._changed(region.fullname, removed=leftover.id)
 
     @names_its_service("the mock store")
     def upload(self, region: RegionRef, image: Image, data: ImageData | None) -> Image:
         fullname = region.fullname
         if not self.store.has_region(fullname):
             raise self._unknown(region)  # named before the data is read
+        refused = format_refusal(image, GLANCE_DEFAULT_FORMATS)
+        if refused:  # as Glance refuses to create the record
+            raise FacadeError(f"refused to upload image {image.name}: {refused}")
         check_data(image, data)
         self._remove_unfinished(region, image.name)
         # The image as the engine wants it: its fields say whether it is hidden, tagged...
@@ -170,6 +249,7 @@ class MockFacade(Facade):
         created = self.store.add_image(fullname, wanted)
         if created is None:
             raise self._unknown(region)
+        self._changed(fullname, added=created)
         return created
 
     @names_its_service("the mock store")
@@ -185,12 +265,69 @@ class MockFacade(Facade):
         deleted = self.store.delete_image(region.fullname, image_id)
         if deleted is None:
             raise self._unknown(region)
+        if deleted:
+            self._changed(region.fullname, removed=image_id)
         return deleted
 
     @names_its_service("the mock store")
     def download(self, region: RegionRef, image: Image) -> ImageData:
         # The mock keeps metadata only: there are no bytes to stream.
         return MockData.from_stream(iter(()), image, f"mock:{region.fullname}")
+
+    @names_its_service("the mock store")
+    def project_names(self, project_ids: Iterable[str]) -> dict[str, str]:
+        """Without a Keystone, a project's name is its id (so ``members`` names ids)."""
+        return {project_id: project_id for project_id in project_ids}
+
+    @names_its_service("the mock store")
+    def project_ids_by_name(self, names: Iterable[str]) -> dict[str, str]:
+        """Without a Keystone, a project's id is its name."""
+        return {name: name for name in names}
+
+    def _known(self, region: RegionRef) -> None:
+        if not self.store.has_region(region.fullname):
+            raise self._unknown(region)
+
+    @names_its_service("the mock store")
+    def import_methods(self, region: RegionRef) -> frozenset[str]:
+        """None: a mock region has no bytes to pull, so every copy is an upload."""
+        self._known(region)
+        return frozenset()
+
+    @names_its_service("the mock store")
+    def accepted_formats(self, region: RegionRef) -> AcceptedFormats | None:
+        self._known(region)
+        return GLANCE_DEFAULT_FORMATS
+
+    @names_its_service("the mock store")
+    def image_limits(self, region: RegionRef) -> dict[str, Any] | None:
+        """The project's usage in the region, counted once (from the last listing when
+        it is the region's) and then kept by this facade's own uploads and deletes."""
+        fullname = region.fullname
+        if self._usage is None or self._usage[0] != fullname:
+            images: list[Image] | None = None
+            if self._listing is not None and self._listing[0] == fullname:
+                images = self._listing[1]()  # None once its caller let it go
+            if images is None:
+                images = self.store.read(fullname)
+            if images is None:
+                raise self._unknown(region)
+            self._usage = (fullname, _Usage(images, self.project_id()))
+        return self._usage[1].answer()
+
+    def _changed(self, fullname: str, added: Image | None = None, removed: str = "") -> None:
+        """Keep the usage counted for ``fullname`` right; a listing held is now stale."""
+        if self._usage is not None and self._usage[0] == fullname:
+            if removed:
+                self._usage[1].remove(removed)
+            if added is not None:
+                self._usage[1].add(added)
+        elif self._listing is not None and self._listing[0] == fullname:
+            self._listing = None
+
+    def read_head(self, region: RegionRef, image: Image, size: int) -> bytes | None:
+        """Cannot tell: the mock keeps no image data (its master's "download" is empty)."""
+        return None
 
     def finish_region(self, region: RegionRef) -> None:
         """Fold the region's journal into its snapshot: the store is a scenario again."""
