@@ -129,11 +129,14 @@ class _Usage:
     own changes, so a sync of many images does not count the region again for each."""
 
     def __init__(self, images: Iterable[Image], project_id: str):
-        self._sizes: dict[str, int] = {}
-        self._bytes = 0
-        for image in images:
-            if same_owner(image.owner, project_id):
-                self.add(image)
+        # One pass, inlined: it runs over a whole region before its first upload.
+        self._sizes: dict[str, int] = {
+            image.id: ((image.size or 0) if image.status == "active" else 0)
+            for image in images
+            if image.status not in _NOT_COUNTED
+            and (image.owner == project_id or same_owner(image.owner, project_id))
+        }
+        self._bytes = sum(self._sizes.values())
 
     def add(self, image: Image) -> None:
         if image.status in _NOT_COUNTED:
