@@ -40,7 +40,7 @@ from fiwareglancesync.errors import (
 )
 from fiwareglancesync.facades import MOCK_PATH_VARIABLE
 from fiwareglancesync.facades.journal import JOURNAL_SUFFIX
-from fiwareglancesync.facades.mock import STORE_MARKER, MockStore
+from fiwareglancesync.facades.mock import STORE_MARKER, open_store
 from fiwareglancesync.image import CsvFormatError, read_csv
 from fiwareglancesync.region import RegionRef
 
@@ -158,7 +158,7 @@ def _remove_store(path: Path) -> None:
 
 def fill_store(directory: Path, scenario: dict[str, Path], project_ids: dict[str, str]) -> None:
     """Write a scenario's files and the store marker into an empty directory."""
-    store = MockStore(directory)
+    store = open_store(directory)
     for region, path in scenario.items():
         store.import_file(region, path)
     if project_ids:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from fiwareglancesync.config import TargetConfig
 from fiwareglancesync.errors import UsageError
 from fiwareglancesync.facades.base import Facade
-from fiwareglancesync.facades.mock import MockFacade, MockStore
+from fiwareglancesync.facades.mock import MockFacade, MockStore, open_store
 
 MOCK_PATH_VARIABLE = "GLANCESYNC_MOCKPERSISTENT_PATH"
 
@@ -27,7 +27,7 @@ def facade_factory(
     """
     mock_path = environ.get(MOCK_PATH_VARIABLE)
     if mock_path:
-        return mock_factory(MockStore(mock_path, read_only=read_only))
+        return mock_factory(open_store(mock_path, read_only=read_only))
     try:
         glance = importlib.import_module("fiwareglancesync.facades.glance")
     except ImportError as error:

@@ -156,16 +156,16 @@ class Facade(abc.ABC):
     def download(self, region: RegionRef, image: Image) -> ImageData:
         """The data of ``image`` (used to stream master images)."""
 
+    @abc.abstractmethod
     def project_names(self, project_ids: Iterable[str]) -> dict[str, str]:
         """The names of these projects in the target's Keystone, by id; ids it does not
-        know are left out. Without a Keystone (the mock), a project's name is its id."""
-        return {project_id: project_id for project_id in project_ids}
+        know are left out."""
 
+    @abc.abstractmethod
     def project_ids_by_name(self, names: Iterable[str]) -> dict[str, str]:
         """The ids of the projects with these names in the target's Keystone (in the
         domain of the target's own project when several have a name); names it does not
-        know are left out. Without a Keystone (the mock), a project's id is its name."""
-        return {name: name for name in names}
+        know are left out."""
 
     def import_methods(self, region: RegionRef) -> frozenset[str]:
         """The import methods the region's image service offers (none by default)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from fiwareglancesync.app.settings import Settings
 from fiwareglancesync.config import TargetConfig, load_config
 from fiwareglancesync.engine import GlanceSync
 from fiwareglancesync.facades.base import Facade, ImageData
-from fiwareglancesync.facades.mock import MockFacade, MockStore, region_of_file
+from fiwareglancesync.facades.mock import MemoryStore, MockFacade, MockStore, region_of_file
 from fiwareglancesync.figures import RegionFigures
 from fiwareglancesync.image import Image, read_csv
 from fiwareglancesync.region import RegionRef
@@ -41,7 +42,7 @@ def tokens(expires_at: dt.datetime) -> dict[str, Identity]:
 
 def example_store() -> MockStore:
     """The example scenario in an in-memory mock store."""
-    store = MockStore(None)
+    store = MemoryStore()
     for path in sorted((EXAMPLES / "scenario").iterdir()):
         region = region_of_file(path.name)
         if region is not None:
@@ -71,6 +72,12 @@ class FaultyFacade(Facade):
 
     def project_id(self) -> str:
         return self.inner.project_id()
+
+    def project_names(self, project_ids: Iterable[str]) -> dict[str, str]:
+        return self.inner.project_names(project_ids)
+
+    def project_ids_by_name(self, names: Iterable[str]) -> dict[str, str]:
+        return self.inner.project_ids_by_name(names)
 
     def list_images(self, region: RegionRef) -> list[Image]:
         self._maybe_fail("list_images")

@@ -23,7 +23,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from fiwareglancesync.config import Credential, TargetConfig  # noqa: E402
 from fiwareglancesync.facades.base import Facade  # noqa: E402
-from fiwareglancesync.facades.mock import MockFacade, MockStore  # noqa: E402
+from fiwareglancesync.facades.mock import MemoryStore, MockFacade  # noqa: E402
 from fiwareglancesync.image import Image  # noqa: E402
 
 # The test cloud, shared with tests/integration (see the note in glance_world below).
@@ -59,7 +59,7 @@ def _target(name: str, user: str, password: str, auth_url: str, project: str) ->
 
 
 def mock_world() -> World:
-    store = MockStore()
+    store = MemoryStore()
     for region in MASTER_REGIONS:
         store.write(region, [])
     for region in OTHER_REGIONS:

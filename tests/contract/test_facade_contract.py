@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from fiwareglancesync.errors import FacadeError
-from fiwareglancesync.facades.base import ImageData
+from fiwareglancesync.facades.base import ImageData, ImportSource
 from fiwareglancesync.image import Image, same_owner
+from fiwareglancesync.preflight import IMAGE_COUNT_TOTAL, IMAGE_SIZE_TOTAL
 from fiwareglancesync.region import RegionRef
 
 KiB = 1024
@@ -249,22 +250,93 @@ def test_download_describes_the_image_it_streams(world, tmp_path):
 # --------------------------------------------------------------------------- pre-flight
 
 
-def test_the_preflight_answers_are_the_regions_or_cannot_tell(world):
-    # The mock cannot tell (None: every check passes); a Glance answers with its schema's
-    # formats and its quota usage, empty where it does not enforce unified limits.
-    for facade, region in (
-        (world.master, REGION_A),
-        (world.master, REGION_B),
-        (world.other, REGION_C),
-    ):
+def each_region(world):
+    return ((world.master, REGION_A), (world.master, REGION_B), (world.other, REGION_C))
+
+
+def test_the_preflight_answers_are_the_regions(world):
+    # Both answer with the formats of the region's image schema and its quota usage,
+    # empty where a Glance does not enforce unified limits.
+    for facade, region in each_region(world):
         formats = facade.accepted_formats(region)
-        if formats is not None:
-            assert {"raw", "qcow2"} <= formats.disk_formats
-            assert "bare" in formats.container_formats
+        assert formats is not None
+        assert {"raw", "qcow2"} <= formats.disk_formats
+        assert "bare" in formats.container_formats
         limits = facade.image_limits(region)
-        assert limits is None or isinstance(limits, dict)
-        for entry in (limits or {}).values():
+        assert isinstance(limits, dict)
+        for entry in limits.values():
             assert set(entry) == {"usage", "limit"}
+
+
+def test_the_preflight_questions_about_an_unknown_region_are_facade_errors(world):
+    for ask in (
+        world.master.accepted_formats,
+        world.master.image_limits,
+        world.master.import_methods,
+    ):
+        with pytest.raises(FacadeError, match="Atlantis"):
+            ask(ATLANTIS)
+
+
+def test_an_upload_of_a_format_the_region_does_not_accept_is_refused(world, tmp_path):
+    image, data = new_image(world, tmp_path, "unaccepted")
+    wanted = image.copy(disk_format="nonsense")
+    assert "nonsense" not in world.master.accepted_formats(REGION_A).disk_formats
+    with pytest.raises(FacadeError, match="nonsense"):
+        world.master.upload(REGION_A, wanted, data)
+    assert named(world.master, REGION_A, image.name) == []
+
+
+def test_the_quota_usage_counts_the_projects_own_images(world, tmp_path):
+    # RegionB's Glance enforces unified limits (unlimited until a test sets one); the
+    # mock counts in every region and limits none.
+    def usage(resource: str) -> dict:
+        limits = world.master.image_limits(REGION_B)
+        assert limits is not None and resource in limits
+        return limits[resource]
+
+    count, size = usage(IMAGE_COUNT_TOTAL), usage(IMAGE_SIZE_TOTAL)
+    created = upload(world, tmp_path, REGION_B, "counted")
+    world.add_foreign("RegionB", world.name("not-counted"), True)
+    assert usage(IMAGE_COUNT_TOTAL) == {"usage": count["usage"] + 1, "limit": count["limit"]}
+    # MiB rounded down, of every byte the project stores: 64 KiB adds at most one.
+    assert size["usage"] <= usage(IMAGE_SIZE_TOTAL)["usage"] <= size["usage"] + 1
+    assert world.master.delete(REGION_B, created.id)
+    assert usage(IMAGE_COUNT_TOTAL) == count
+
+
+def test_import_methods_are_names_and_an_import_needs_one(world, tmp_path):
+    for facade, region in each_region(world):
+        methods = facade.import_methods(region)
+        assert isinstance(methods, frozenset)
+        assert all(isinstance(method, str) and method for method in methods)
+    source = upload(world, tmp_path, MASTER_REGION, "import-source")
+    wanted = source.copy(id="", name=world.name("imported"), owner=None, region=None)
+    fallbacks: list[ImageData] = []
+
+    def fallback() -> ImageData:
+        fallbacks.append(ImageData.from_file(str(tmp_path / "import-source.raw"), source))
+        return fallbacks[-1]
+
+    where = ImportSource(MASTER_REGION, source, timeout=120)
+    if "glance-download" not in world.master.import_methods(REGION_A):
+        with pytest.raises(FacadeError):
+            world.master.import_image(REGION_A, wanted, where, fallback)
+        assert named(world.master, REGION_A, wanted.name) == [] and fallbacks == []
+        return
+    created = world.master.import_image(REGION_A, wanted, where, fallback)
+    found = listed(world.master, REGION_A, created.id)
+    assert found is not None and found.status == "active"
+    assert (found.name, found.checksum, found.size) == (wanted.name, source.checksum, source.size)
+
+
+def test_project_names_and_ids_are_one_mapping(world):
+    for facade in (world.master, world.other):
+        project_id = facade.project_id()
+        names = facade.project_names([project_id])
+        assert list(names) == [project_id] and names[project_id]
+        assert facade.project_ids_by_name([names[project_id]]) == {names[project_id]: project_id}
+        assert facade.project_names([]) == {} and facade.project_ids_by_name([]) == {}
 
 
 def test_read_head_gives_the_first_bytes_or_cannot_tell(world, tmp_path):

@@ -15,7 +15,7 @@ from fiwareglancesync.cli import main as sync_main
 from fiwareglancesync.config import Config, Credential, TargetConfig
 from fiwareglancesync.engine import GlanceSync
 from fiwareglancesync.facades import mock_factory
-from fiwareglancesync.facades.mock import MockStore
+from fiwareglancesync.facades.mock import JournalStore, MemoryStore
 from fiwareglancesync.image import Image, read_csv, write_csv
 from fiwareglancesync.mock import main as load_main
 from fiwareglancesync.plan import Status
@@ -128,7 +128,7 @@ def targets(draw):
 
 
 def world(master, regional, target):
-    store = MockStore()
+    store = MemoryStore()
     store.write("Master", master)
     store.write("R", regional)
     config = Config(master_region="Master", targets={"master": target})
@@ -198,7 +198,7 @@ def test_a_backup_replayed_into_the_mock_gives_the_same_images(regional):
         write_csv(out, regional)
         (backup / "backup_R.csv").write_text(out.getvalue())
         assert load_main(["--path", str(Path(folder) / "store"), str(backup)]) == 0
-        replayed = MockStore(Path(folder) / "store").read("R")
+        replayed = JournalStore(Path(folder) / "store").read("R")
     assert replayed == regional
     assert list(read_csv(io.StringIO(out.getvalue()))) == regional
 
@@ -276,7 +276,7 @@ def test_load_then_make_backup_then_load_gives_the_same_rows(data):
         assert status == 0
         (backup,) = root.glob("backup_glance_*")
         assert load_main(["--path", str(root / "second"), str(backup)]) == 0
-        first, second = MockStore(root / "first"), MockStore(root / "second")
+        first, second = JournalStore(root / "first"), JournalStore(root / "second")
         assert second.region_names() == first.region_names() == sorted(regions)
         for region in regions:
             assert second.read(region) == first.read(region) == rows[region]

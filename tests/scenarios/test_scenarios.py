@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from fiwareglancesync.cli import main as sync_main
-from fiwareglancesync.facades.mock import MockStore
+from fiwareglancesync.facades.mock import JournalStore
 from fiwareglancesync.mock import main as load_main
 
 HERE = Path(__file__).parent
@@ -40,7 +40,7 @@ def check_text(path: Path, actual: str) -> None:
 
 
 def store_rows(path: Path) -> dict[str, list[str]]:
-    store = MockStore(path)
+    store = JournalStore(path)
     return {
         region: sorted(repr(image) for image in store.read(region) or [])
         for region in store.region_names()

@@ -66,6 +66,12 @@ class RecordingRegion(Facade):
     def project_id(self):
         return PROJECT
 
+    def project_names(self, project_ids):
+        return {}
+
+    def project_ids_by_name(self, names):
+        return {}
+
     def list_images(self, region):
         return []
 

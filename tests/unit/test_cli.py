@@ -15,7 +15,7 @@ from builders import run_sync as run
 from fiwareglancesync.cli import main
 from fiwareglancesync.errors import ExitStatus
 from fiwareglancesync.facades import mock_factory
-from fiwareglancesync.facades.mock import MockFacade, MockStore
+from fiwareglancesync.facades.mock import JournalStore, MemoryStore, MockFacade
 from fiwareglancesync.mock import main as mock_main
 
 ROOT = Path(__file__).parents[2]
@@ -210,15 +210,15 @@ class FailingUploads(MockFacade):
 
 
 def test_failed_replacement_keeps_the_old_image_and_fails_the_region(environ, store):
-    factory = lambda target: FailingUploads(MockStore(store), target)  # noqa: E731
+    factory = lambda target: FailingUploads(JournalStore(store), target)  # noqa: E731
     status, out, _ = run(["Burgos", "Leon"], environ, facade_factory=lambda env: factory)
     assert status == ExitStatus.REGION_FAILED
     assert "ERROR:Burgos: upload of fedora_38 refused: no space left" in out
-    burgos = MockStore(store).read("Burgos")
+    burgos = JournalStore(store).read("Burgos")
     assert [i.id for i in burgos if i.name == "fedora_38"] == ["b-fedora"]
     assert "INFO:Region Burgos has finished with errors" in out
     assert "INFO:Region Leon has finished with errors" in out  # fedora fails there too
-    leon = MockStore(store).read("Leon")
+    leon = JournalStore(store).read("Leon")
     assert {i.name for i in leon} >= {"cirros_kernel", "alpine_3"}  # smaller ones went first
 
 
@@ -230,7 +230,7 @@ class Broken(MockFacade):
 
 
 def test_a_bug_is_one_error_line_without_traceback_unless_debug(environ, store):
-    factory = lambda env: lambda target: Broken(MockStore(store), target)  # noqa: E731
+    factory = lambda env: lambda target: Broken(JournalStore(store), target)  # noqa: E731
     status, out, _ = run(["Burgos", "Leon"], environ, facade_factory=factory)
     assert status == ExitStatus.REGION_FAILED
     # A bug is not dressed up as a region error: the line says it is unexpected.
@@ -246,7 +246,7 @@ class Interrupted(MockFacade):
 
 
 def test_interruption_exits_130(environ, store):
-    factory = lambda env: lambda target: Interrupted(MockStore(store), target)  # noqa: E731
+    factory = lambda env: lambda target: Interrupted(JournalStore(store), target)  # noqa: E731
     status, _, err = run(["Burgos"], environ, facade_factory=factory)
     assert status == ExitStatus.INTERRUPTED
     assert "Interrupted." in err
@@ -303,8 +303,8 @@ def test_parallel_sync_logs_per_region_and_does_the_same(environ, store, tmp_pat
     ]
     assert "Burgos: Replacing image fedora_38" in (log_dir / "Burgos.txt").read_text()
     for region in ("Leon", "Burgos"):
-        assert sorted(map(repr, MockStore(store).read(region))) == sorted(
-            map(repr, MockStore(sequential).read(region))
+        assert sorted(map(repr, JournalStore(store).read(region))) == sorted(
+            map(repr, JournalStore(sequential).read(region))
         )
 
 
@@ -334,9 +334,9 @@ def test_sync_py_runs_as_a_script(environ):
 
 def test_injected_in_memory_mock(environ):
     """Tests and the service may inject a mock without any directory."""
-    store = MockStore()
+    store = MemoryStore()
     for name in ("Valladolid", "Leon", "Burgos", "other:Madrid"):
-        store.write(name, MockStore(environ["GLANCESYNC_MOCKPERSISTENT_PATH"]).read(name))
+        store.write(name, JournalStore(environ["GLANCESYNC_MOCKPERSISTENT_PATH"]).read(name))
     status, out, _ = run(
         ["--show-status", "Leon"], environ, facade_factory=lambda env: mock_factory(store)
     )
@@ -372,7 +372,7 @@ def test_a_malformed_row_in_the_store_fails_that_region_only(environ, store):
 SLOW_PARALLEL_RUN = """
 import sys, time
 from fiwareglancesync.cli import main
-from fiwareglancesync.facades.mock import MockFacade, MockStore
+from fiwareglancesync.facades.mock import JournalStore, MockFacade
 
 class Slow(MockFacade):
     def list_images(self, region):
@@ -380,7 +380,7 @@ class Slow(MockFacade):
             time.sleep(120)
         return super().list_images(region)
 
-store = MockStore(sys.argv[1])
+store = JournalStore(sys.argv[1])
 sys.exit(main(["--parallel", "Leon", "Burgos", "--config", "main.max_children=2"],
               facade_factory=lambda env: lambda target: Slow(store, target)))
 """
@@ -459,7 +459,7 @@ def test_backup_format_of_v2_fields(flag, columns, tmp_path, monkeypatch):
     assert text.startswith("region,") == (columns == 18)
     replay = tmp_path / "replay"
     assert mock_main(["--path", str(replay), str(backup)]) == 0
-    [image] = [i for i in MockStore(replay).read("copyall:Lyon") if i.name == "shared"]
+    [image] = [i for i in JournalStore(replay).read("copyall:Lyon") if i.name == "shared"]
     if columns == 18:
         assert (image.visibility, image.members) == ("shared", ("proj-z",))
     else:  # format 1 knows only is_public
@@ -485,7 +485,7 @@ def test_a_read_only_run_writes_nothing_to_the_mock_store(
 
     from fiwareglancesync.region import RegionRef
 
-    writer = MockFacade(MockStore(store), target())
+    writer = MockFacade(JournalStore(store), target())
     writer.upload(RegionRef("master", "Burgos"), image("left_by_an_earlier_run"), None)
     before = _store_bytes(store)
     monkeypatch.chdir(tmp_path)
@@ -548,7 +548,7 @@ def test_a_sync_removes_a_queued_leftover_as_the_glance_facade_does(environ, sto
     from fiwareglancesync.image import Image
 
     master = load_config(environ).targets["master"]
-    writer = MockStore(store)
+    writer = JournalStore(store)
     project = MockFacade(writer, master).project_id()
     left = writer.add_image("Leon", Image("cirros_kernel", "", status="queued", owner=project))
     assert left is not None
@@ -560,5 +560,5 @@ def test_a_sync_removes_a_queued_leftover_as_the_glance_facade_does(environ, sto
         f"WARNING:Leon: removing image cirros_kernel ({left.id}), left queued by an earlier "
         "interrupted upload" in out.splitlines()
     )
-    kernels = [i for i in MockStore(store).read("Leon") if i.name == "cirros_kernel"]
+    kernels = [i for i in JournalStore(store).read("Leon") if i.name == "cirros_kernel"]
     assert [i.status for i in kernels] == ["active"]  # the leftover is gone

@@ -22,7 +22,7 @@ from builders import run_sync as run
 from fiwareglancesync import cli, commands
 from fiwareglancesync.errors import ExitStatus, FacadeError
 from fiwareglancesync.facades import mock_factory
-from fiwareglancesync.facades.mock import MockFacade, MockStore
+from fiwareglancesync.facades.mock import JournalStore, MockFacade
 from fiwareglancesync.image import Image, write_csv
 from fiwareglancesync.mock import main as mock_main
 from fiwareglancesync.parallel import ForkPool
@@ -47,10 +47,12 @@ class DownKeystone(MockFacade):
 
 
 def factory_with_other_down(store: Path):
-    healthy = mock_factory(MockStore(store))
+    healthy = mock_factory(JournalStore(store))
 
     def make(target):
-        return DownKeystone(MockStore(store), target) if target.name == "other" else healthy(target)
+        return (
+            DownKeystone(JournalStore(store), target) if target.name == "other" else healthy(target)
+        )
 
     return lambda environ: make
 
@@ -208,11 +210,11 @@ def test_a_sync_whose_reader_went_away_finishes_its_work(tmp_path):
     process.stdout.close()
     _, err = process.communicate(timeout=120)
     assert (process.returncode, err) == (0, b"")
-    assert len(MockStore(store).read("Burgos")) == 400
+    assert len(JournalStore(store).read("Burgos")) == 400
 
 
 def test_status_rows_are_csv(environ, store):
-    images = MockStore(store).read("Valladolid")
+    images = JournalStore(store).read("Valladolid")
     images.append(
         Image(
             'odd, "name"\nwith a newline\r',
@@ -224,7 +226,7 @@ def test_status_rows_are_csv(environ, store):
             user_properties={"type": "x"},
         )
     )
-    MockStore(store).write("Valladolid", images)
+    JournalStore(store).write("Valladolid", images)
     _, out, _ = run(["--show-status", "Leon"], environ)
     rows = list(csv.reader(io.StringIO(out)))
     assert ["pending_upload", "Leon", 'odd, "name"\nwith a newline\r'] in rows
@@ -390,8 +392,8 @@ def test_a_region_another_run_is_syncing_is_skipped_with_a_warning(environ, stor
     assert "INFO:Region Leon has finished" in out.splitlines()
     assert waited >= 0.5
     assert shown[0] == ExitStatus.OK and "pending_upload,Burgos,cirros_kernel" in shown[1]
-    assert {i.name for i in MockStore(store).read("Leon")} >= {"base_ubuntu_22.04"}
-    assert "cirros_kernel" not in {i.name for i in MockStore(store).read("Burgos")}
+    assert {i.name for i in JournalStore(store).read("Leon")} >= {"base_ubuntu_22.04"}
+    assert "cirros_kernel" not in {i.name for i in JournalStore(store).read("Burgos")}
 
 
 def test_a_run_that_waits_plans_again_and_uploads_nothing_twice(environ, store, tmp_path):
@@ -401,7 +403,9 @@ def test_a_run_that_waits_plans_again_and_uploads_nothing_twice(environ, store, 
     second = sync_process(["Burgos", *config], store, stdout=subprocess.PIPE, text=True)
     outputs = [process.communicate(timeout=120)[0] for process in (first, second)]
     assert [first.returncode, second.returncode] == [0, 0]
-    uploaded = [image.id for image in MockStore(store).read("Burgos") if image.id.startswith("2$")]
+    uploaded = [
+        image.id for image in JournalStore(store).read("Burgos") if image.id.startswith("2$")
+    ]
     assert uploaded == []
     assert sum("Region is synchronized." in output for output in outputs) == 1
 

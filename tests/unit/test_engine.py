@@ -13,7 +13,7 @@ from fiwareglancesync.config import load_config
 from fiwareglancesync.engine import GlanceSync
 from fiwareglancesync.errors import FacadeError, GlanceSyncError
 from fiwareglancesync.facades import mock_factory
-from fiwareglancesync.facades.mock import MockFacade, MockStore
+from fiwareglancesync.facades.mock import JournalStore, MockFacade
 from fiwareglancesync.image import read_csv
 from fiwareglancesync.region import RegionRef
 
@@ -23,12 +23,12 @@ LEON = RegionRef.parse("Leon")
 
 def make_engine(store, factory=None) -> GlanceSync:
     config = load_config({"GLANCESYNC_CONFIG": str(EXAMPLE_CONFIG)})
-    return GlanceSync(config, factory or mock_factory(MockStore(store)))
+    return GlanceSync(config, factory or mock_factory(JournalStore(store)))
 
 
 def add_master_image(store, name: str) -> None:
     """Another public image in the master, written by another process's store."""
-    writer = MockStore(store)
+    writer = JournalStore(store)
     images = writer.read("Valladolid")
     writer.write("Valladolid", [*images, images[0].copy(id=f"m-{name}", name=name)])
 
@@ -78,7 +78,7 @@ class Buggy(MockFacade):
 
 
 def test_only_expected_errors_become_region_errors(store):
-    engine = make_engine(store, lambda target: Buggy(MockStore(store), target))
+    engine = make_engine(store, lambda target: Buggy(JournalStore(store), target))
     try:
         with pytest.raises(ValueError, match="a bug in a facade") as raised:
             engine.status(LEON)
@@ -96,7 +96,7 @@ class NoCatalog(MockFacade):
 
 
 def test_the_federation_report_shows_what_failed_beside_the_rest(store):
-    engine = make_engine(store, lambda target: NoCatalog(MockStore(store), target))
+    engine = make_engine(store, lambda target: NoCatalog(JournalStore(store), target))
     try:
         report = engine.federation_report()
     finally:

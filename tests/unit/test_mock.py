@@ -11,7 +11,7 @@ from builders import image, run_sync, target
 
 from fiwareglancesync.errors import FacadeError
 from fiwareglancesync.facades.base import ImageData
-from fiwareglancesync.facades.mock import MockFacade, MockStore
+from fiwareglancesync.facades.mock import JournalStore, MemoryStore, MockFacade
 from fiwareglancesync.image import Image
 from fiwareglancesync.mock import main
 from fiwareglancesync.region import RegionRef
@@ -27,8 +27,8 @@ def test_loader_prints_the_export_line_and_loads_every_region(tmp_path, capsys):
     store = tmp_path / "store"
     assert main(["--path", str(store), str(SCENARIO)]) == 0
     assert capsys.readouterr().out == f"export GLANCESYNC_MOCKPERSISTENT_PATH={store}\n"
-    assert MockStore(store).region_names() == ["Burgos", "Leon", "Valladolid", "other:Madrid"]
-    assert MockStore(store).read("Leon") == []
+    assert JournalStore(store).region_names() == ["Burgos", "Leon", "Valladolid", "other:Madrid"]
+    assert JournalStore(store).read("Leon") == []
 
 
 def test_loader_as_a_module_with_a_random_store():
@@ -54,9 +54,9 @@ def test_non_empty_store_needs_confirm(tmp_path, capsys):
     assert main(["--path", str(store), str(old)]) == 0
     assert main(["--path", str(store), str(SCENARIO)]) == 2
     assert capsys.readouterr().err.endswith("is not empty; add --confirm to replace it\n")
-    assert MockStore(store).region_names() == ["Old"]
+    assert JournalStore(store).region_names() == ["Old"]
     assert main(["--path", str(store), "--confirm", str(SCENARIO)]) == 0
-    assert "Old" not in MockStore(store).region_names()
+    assert "Old" not in JournalStore(store).region_names()
 
 
 def test_malformed_row_names_file_and_line_and_loads_nothing(tmp_path, capsys):
@@ -94,7 +94,7 @@ def test_file_name_names_the_region_and_master_prefix_is_dropped(tmp_path):
     scenario.mkdir()
     (scenario / "backup_master:Burgos.csv").write_text("Elsewhere,x,1,active,1,c,o,True,{}\n")
     assert main(["--path", str(tmp_path / "store"), str(scenario)]) == 0
-    [loaded] = MockStore(tmp_path / "store").read("Burgos")
+    [loaded] = JournalStore(tmp_path / "store").read("Burgos")
     assert loaded.region == "Burgos"
 
 
@@ -102,7 +102,7 @@ def test_file_name_names_the_region_and_master_prefix_is_dropped(tmp_path):
 
 
 def test_targets_see_their_own_regions_and_tenant_ids():
-    store = MockStore()
+    store = MemoryStore()
     for name in ("Master", "Other", "t2:RegionOne", "t2:RegionTwo"):
         store.write(name, [])
     master = MockFacade(store, target("master"))
@@ -114,7 +114,7 @@ def test_targets_see_their_own_regions_and_tenant_ids():
 
 
 def test_upload_ids_update_and_delete():
-    store = MockStore()
+    store = MemoryStore()
     store.write("t2:R", [Image("old", "2$old"), Image("other", "1$other")])
     facade = MockFacade(store, target("t2", tenant_id="tid"))
     region = RegionRef("t2", "R")
@@ -145,7 +145,7 @@ def test_upload_ids_update_and_delete():
 
 
 def test_the_mocks_own_download_is_accepted_but_wrong_bytes_are_not(tmp_path):
-    store = MockStore()
+    store = MemoryStore()
     store.write("Master", [image("base", "m1", size=5)])
     store.write("R", [])
     facade = MockFacade(store, target())
@@ -161,33 +161,33 @@ def test_the_mocks_own_download_is_accepted_but_wrong_bytes_are_not(tmp_path):
 
 
 def _upload_many(path, worker):
-    facade = MockFacade(MockStore(path), target())
+    facade = MockFacade(JournalStore(path), target())
     for n in range(20):
         facade.upload(R_REF, image(f"w{worker}-{n}"), None)
 
 
 def test_concurrent_writers_lose_nothing(tmp_path):
-    MockStore(tmp_path).write("R", [])
+    JournalStore(tmp_path).write("R", [])
     context = multiprocessing.get_context("fork")
     workers = [context.Process(target=_upload_many, args=(tmp_path, w)) for w in range(4)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
-    images = MockStore(tmp_path).read("R")
+    images = JournalStore(tmp_path).read("R")
     assert len(images) == 80
     assert len({i.id for i in images}) == 80
 
 
 def test_a_write_that_dies_half_way_leaves_the_old_file(tmp_path, monkeypatch):
-    store = MockStore(tmp_path)
+    store = JournalStore(tmp_path)
     store.write("R", [image("kept")])
 
     def explode(stream, images):
         stream.write("R,half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("fiwareglancesync.facades.mock.write_csv", explode)
+    monkeypatch.setattr("fiwareglancesync.facades.journal_store.write_csv", explode)
     with pytest.raises(KeyboardInterrupt):
         store.write("R", [image("lost")])
     assert [i.name for i in store.read("R")] == ["kept"]
@@ -226,7 +226,7 @@ def test_a_store_holding_a_file_it_did_not_make_is_left_alone(tmp_path, capsys):
     assert main(["--path", str(store), "--confirm", str(SCENARIO)]) == 2
     assert "also holds 'notes.txt', which the store did not make" in capsys.readouterr().err
     assert (store / "notes.txt").read_text() == "mine"
-    assert MockStore(store).region_names() == ["A"]
+    assert JournalStore(store).region_names() == ["A"]
 
 
 @pytest.mark.parametrize("where", ["itself", "parent"])
@@ -248,7 +248,7 @@ def test_a_store_behind_a_symbolic_link_is_replaced_where_it_is(tmp_path):
     link.symlink_to(real)
     assert main(["--path", str(link), "--confirm", str(SCENARIO)]) == 0
     assert link.is_symlink()
-    assert "Burgos" in MockStore(real).region_names()
+    assert "Burgos" in JournalStore(real).region_names()
 
 
 def test_an_empty_directory_is_filled_in_place(tmp_path):
@@ -256,7 +256,7 @@ def test_an_empty_directory_is_filled_in_place(tmp_path):
     empty.mkdir()
     assert main(["--path", str(empty), str(SCENARIO)]) == 0
     assert (empty / ".glancesync-mock-store").is_file()
-    assert MockStore(empty).region_names() == ["Burgos", "Leon", "Valladolid", "other:Madrid"]
+    assert JournalStore(empty).region_names() == ["Burgos", "Leon", "Valladolid", "other:Madrid"]
 
 
 def test_a_load_that_fails_half_way_leaves_the_old_store_as_it_was(tmp_path, monkeypatch, capsys):
@@ -264,7 +264,7 @@ def test_a_load_that_fails_half_way_leaves_the_old_store_as_it_was(tmp_path, mon
     assert main(["--path", str(store), str(_scenario(tmp_path))]) == 0
     before = {name: (store / name).read_bytes() for name in os.listdir(store)}
     calls = []
-    real_import = MockStore.import_file
+    real_import = JournalStore.import_file
 
     def import_then_fail(self, region, source):
         calls.append(region)
@@ -272,7 +272,7 @@ def test_a_load_that_fails_half_way_leaves_the_old_store_as_it_was(tmp_path, mon
             raise OSError(28, "No space left on device", str(source))
         real_import(self, region, source)
 
-    monkeypatch.setattr(MockStore, "import_file", import_then_fail)
+    monkeypatch.setattr(JournalStore, "import_file", import_then_fail)
     assert main(["--path", str(store), "--confirm", str(SCENARIO)]) == 1
     assert "no space left on device" in capsys.readouterr().err
     assert {name: (store / name).read_bytes() for name in os.listdir(store)} == before
@@ -283,7 +283,7 @@ def test_a_load_that_fails_half_way_leaves_the_old_store_as_it_was(tmp_path, mon
 
 
 def test_every_row_is_listed_other_projects_private_images_included():
-    store = MockStore()
+    store = MemoryStore()
     store.write("R", [image("mine", "a"), image("theirs", "b", owner="other", is_public=False)])
     listed = MockFacade(store, target()).list_images(R_REF)
     assert [i.id for i in listed] == ["a", "b"]

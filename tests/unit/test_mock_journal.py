@@ -13,7 +13,7 @@ from builders import image, target
 
 from fiwareglancesync.facades import journal
 from fiwareglancesync.facades.journal import decode, encode
-from fiwareglancesync.facades.mock import MockFacade, MockStore
+from fiwareglancesync.facades.mock import JournalStore, MockFacade, MockStore
 from fiwareglancesync.image import read_csv
 from fiwareglancesync.mock import is_store_file
 from fiwareglancesync.mock import main as load_main
@@ -43,7 +43,7 @@ def names(store: MockStore, region: str = "R") -> list[str]:
 
 
 def facade(path: Path) -> MockFacade:
-    return MockFacade(MockStore(path), target())
+    return MockFacade(JournalStore(path), target())
 
 
 def loaded(tmp_path: Path, *rows: str) -> Path:
@@ -102,7 +102,7 @@ def test_each_change_appends_one_record_and_a_fresh_store_replays_them(tmp_path)
     assert writer.delete(R_REF, "id-gone") is True
     assert [r[0] for r in journal_records(path)] == ["base", "upload", "update", "delete"]
     assert snapshot_rows(path) == ["kept", "gone"]  # not rewritten by the changes
-    [kept, renamed] = MockStore(path).read("R")
+    [kept, renamed] = JournalStore(path).read("R")
     assert (kept.name, renamed.name, renamed.id, renamed.size) == ("kept", "renamed", "1$new", 7)
     assert renamed.user_properties == {"a": 1} and renamed.region == "R"
 
@@ -134,7 +134,7 @@ def test_a_torn_last_record_is_ignored_and_cut_off_by_the_next_writer(tmp_path):
     writer.upload(R_REF, image("c"), None)
     assert [r[0] for r in journal_records(path)] == ["base", "upload", "upload"]
     tear(path, "torn-again")
-    assert names(MockStore(path)) == ["a", "b", "c"]
+    assert names(JournalStore(path)) == ["a", "b", "c"]
 
 
 def test_a_journal_whose_snapshot_was_replaced_counts_for_nothing(tmp_path):
@@ -142,9 +142,9 @@ def test_a_journal_whose_snapshot_was_replaced_counts_for_nothing(tmp_path):
     facade(path).upload(R_REF, image("b"), None)
     # The snapshot replaced behind the journal's back (by hand, or by a copy).
     (path / "backup_R.csv").write_text(f"R,z,id-z,active,1,{'c' * 32},tenant1id,True,{{}}\n")
-    assert names(MockStore(path)) == ["z"]
+    assert names(JournalStore(path)) == ["z"]
     facade(path).upload(R_REF, image("c"), None)
-    assert names(MockStore(path)) == ["z", "c"]
+    assert names(JournalStore(path)) == ["z", "c"]
 
 
 # ----------------------------------------------------------------- compaction
@@ -152,10 +152,10 @@ def test_a_journal_whose_snapshot_was_replaced_counts_for_nothing(tmp_path):
 
 def test_the_journal_is_compacted_when_it_grows_past_the_bound(tmp_path, monkeypatch):
     # The bound is the larger of COMPACT_MIN_RECORDS and the number of images.
-    monkeypatch.setattr(MockStore, "COMPACT_MIN_RECORDS", 4)
+    monkeypatch.setattr(JournalStore, "COMPACT_MIN_RECORDS", 4)
     path = loaded(tmp_path, "a", "b")
     writer = facade(path)
-    reader = MockStore(path)
+    reader = JournalStore(path)
     assert names(reader) == ["a", "b"]
     for n in range(11):
         writer.update(R_REF, image("a", "id-a", user_properties={"n": n}))
@@ -175,7 +175,7 @@ def test_a_region_is_compacted_at_its_end_on_load_and_on_close(tmp_path):
     assert snapshot_rows(path) == ["a", "b"]
     assert [r[0] for r in journal_records(path)] == ["base"]
     writer.upload(R_REF, image("c"), None)
-    assert names(MockStore(path)) == ["a", "b", "c"]  # a new store reads it: compacts it
+    assert names(JournalStore(path)) == ["a", "b", "c"]  # a new store reads it: compacts it
     assert snapshot_rows(path) == ["a", "b", "c"]
     writer.upload(R_REF, image("d"), None)
     writer.close()
@@ -202,7 +202,7 @@ UPLOADS = 200  # per writer, of five names
 
 
 def _write_the_same_names(path, worker, start):
-    MockStore.COMPACT_MIN_RECORDS = 7  # compactions race with the other writer
+    JournalStore.COMPACT_MIN_RECORDS = 7  # compactions race with the other writer
     writer = facade(path)
     start.wait(60)
     for n in range(UPLOADS):
@@ -217,7 +217,7 @@ def _write_the_same_names(path, worker, start):
 
 
 def _read_while_they_write(path, start, stop, problems):
-    reader = MockStore(path)
+    reader = JournalStore(path)
     start.wait(60)
     seen = 0
     while not stop.is_set():
@@ -246,7 +246,7 @@ def test_two_processes_writing_one_region_lose_nothing_and_never_duplicate_an_id
                 process.kill()
     assert [p.exitcode for p in [*writers, reader]] == [0, 0, 0]
     assert problems.value == 0  # no read saw an id twice, or fewer uploads than before
-    images = MockStore(path).read("R")
+    images = JournalStore(path).read("R")
     ids = [i.id for i in images]
     per_name = 2 * UPLOADS // 5
     assert len(ids) == len(set(ids)) == 1 + 2 * UPLOADS
@@ -272,7 +272,7 @@ def test_threads_sharing_a_store_lose_nothing(tmp_path):
         thread.start()
     for thread in threads:
         thread.join()
-    ids = [i.id for i in MockStore(path).read("R")]
+    ids = [i.id for i in JournalStore(path).read("R")]
     assert sorted(ids) == sorted(f"{k}$t" for k in range(1, 161))
 
 
@@ -282,7 +282,7 @@ def _die_at(path, where):
     def die(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
 
-    store = MockStore(path)
+    store = JournalStore(path)
     writer = MockFacade(store, target())
     if where == "mid-record":
         real_write = os.write
@@ -321,15 +321,15 @@ def test_a_writer_killed_at_any_point_leaves_each_record_once_or_not_at_all(tmp_
     child.join(60)
     assert child.exitcode == -signal.SIGKILL
     expected = ["a", "b", "b", "c"] if kept else ["a", "b", "b"]
-    assert names(MockStore(path)) == expected
+    assert names(JournalStore(path)) == expected
     facade(path).upload(R_REF, image("d"), None)
-    after = MockStore(path).read("R")
+    after = JournalStore(path).read("R")
     assert [i.name for i in after] == [*expected, "d"]
     assert [i.id for i in after][1:3] == ["1$b", "2$b"]
 
 
 def _write_back_then_die(path):
-    store = MockStore(path)
+    store = JournalStore(path)
     store._new_journal = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
     store.write("R", [image("a", "id-a", region="R", size=1, checksum="c" * 32)])
 
@@ -344,13 +344,13 @@ def test_a_region_written_back_as_it_was_is_not_replayed_after_a_crash(tmp_path)
     child.join(60)
     assert child.exitcode == -signal.SIGKILL
     assert (path / "backup_R.csv").read_bytes() == before
-    assert names(MockStore(path)) == ["a"]
+    assert names(JournalStore(path)) == ["a"]
 
 
 def test_regions_leaving_memory_are_compacted(tmp_path, monkeypatch):
-    monkeypatch.setattr(MockStore, "CACHED_REGIONS", 1)
+    monkeypatch.setattr(JournalStore, "CACHED_REGIONS", 1)
     path = loaded(tmp_path, "a")
-    MockStore(path).write("S", [])
+    JournalStore(path).write("S", [])
     writer = facade(path)
     writer.upload(R_REF, image("b"), None)
     assert snapshot_rows(path) == ["a"]
@@ -361,7 +361,7 @@ def test_regions_leaving_memory_are_compacted(tmp_path, monkeypatch):
 
 
 def test_a_compaction_that_fails_does_not_fail_the_change(tmp_path, monkeypatch):
-    monkeypatch.setattr(MockStore, "COMPACT_MIN_RECORDS", 0)
+    monkeypatch.setattr(JournalStore, "COMPACT_MIN_RECORDS", 0)
     path = loaded(tmp_path, "a")
     writer = facade(path)
     real_write_file = writer.store._write_file
@@ -376,5 +376,5 @@ def test_a_compaction_that_fails_does_not_fail_the_change(tmp_path, monkeypatch)
         writer.update(R_REF, image("a", "id-a", user_properties={"n": n}))
         assert writer.list_images(R_REF)[0].user_properties == {"n": n}
     assert [r[0] for r in journal_records(path)].count("update") == 3
-    [a] = MockStore(path).read("R")
+    [a] = JournalStore(path).read("R")
     assert a.user_properties == {"n": 2}

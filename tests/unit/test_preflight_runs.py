@@ -425,7 +425,7 @@ GOOD_AND_BAD = {"good": raw_disk(2 * MiB), "bad": qcow2_image(length=2 * MiB)}
 def test_the_mock_checks_images_dir_files_and_refuses_a_qcow2_labelled_raw(tmp_path):
     from builders import run_sync
 
-    from fiwareglancesync.facades.mock import MockStore
+    from fiwareglancesync.facades.mock import JournalStore
 
     # The mock keeps no bytes: only a file of images_dir has data to check.
     environ, store = mock_installation(tmp_path, GOOD_AND_BAD, with_files=True)
@@ -439,7 +439,7 @@ def test_the_mock_checks_images_dir_files_and_refuses_a_qcow2_labelled_raw(tmp_p
         "disk_format is raw",
         "ERROR:Other: 1 image refused before the transfer: bad",
     ]
-    assert [i.name for i in MockStore(str(store)).read("Other")] == ["good"]
+    assert [i.name for i in JournalStore(str(store)).read("Other")] == ["good"]
 
 
 def test_a_region_with_refusals_fails_but_its_figures_count_what_it_did(tmp_path):
@@ -464,3 +464,38 @@ def test_the_mock_master_has_no_data_to_check_and_passes_everything(tmp_path):
     status, out, err = run_sync(["Other"], environ)
     assert status == 0, out + err
     assert "refused" not in out
+
+
+def test_the_mock_accepts_only_the_formats_of_glances_default_schema(tmp_path):
+    from builders import run_sync
+
+    from fiwareglancesync.facades.mock import JournalStore
+
+    environ, store = mock_installation(
+        tmp_path, {"good": raw_disk(MiB), "odd": raw_disk(MiB)}, with_files=False
+    )
+    master = JournalStore(str(store)).read("Master")
+    for found in master:
+        if found.name == "odd":
+            found.disk_format = "vhdz"
+    JournalStore(str(store)).write("Master", master)
+    accepted = "aki, ami, ari, iso, ploop, qcow2, raw, vdi, vhd, vhdx, vmdk"
+
+    status, out, err = run_sync(["Other"], environ)
+
+    assert status == 1, out + err
+    assert (
+        "ERROR:Other: image odd refused before the transfer: the region's Glance does not "
+        f"accept disk_format vhdz (it accepts: {accepted})"
+    ) in out.splitlines()
+    assert [i.name for i in JournalStore(str(store)).read("Other")] == ["good"]
+
+    # Without the pre-flight check, the upload itself refuses it, as Glance would.
+    status, out, err = run_sync(["Other", "--config", "master.preflight=false"], environ)
+
+    assert status == 1, out + err
+    assert (
+        "ERROR:Other: refused to upload image odd: the region's Glance does not accept "
+        f"disk_format vhdz (it accepts: {accepted})"
+    ) in out.splitlines()
+    assert [i.name for i in JournalStore(str(store)).read("Other")] == ["good"]

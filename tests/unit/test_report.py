@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from fiwareglancesync import __version__
 from fiwareglancesync.errors import ExitStatus
-from fiwareglancesync.facades.mock import MockStore
+from fiwareglancesync.facades.mock import JournalStore
 from fiwareglancesync.plan import STATUSES
 from fiwareglancesync.report import STATUS_STYLE
 
@@ -122,9 +122,9 @@ def test_the_html_page_is_one_file_with_a_cell_per_image_and_region(environ):
 
 
 def test_names_are_escaped_in_the_page(environ, store):
-    images = MockStore(store).read("Valladolid")
+    images = JournalStore(store).read("Valladolid")
     images[0].name = "<script>alert(1)</script>"
-    MockStore(store).write("Valladolid", images)
+    JournalStore(store).write("Valladolid", images)
     _, out, _ = run(["--show-status", "--format", "html", "Leon"], environ)
     assert "<script>alert(1)</script>" not in out
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out
@@ -173,7 +173,9 @@ def test_the_metrics_file_holds_the_figures_of_the_sync(environ, tmp_path):
         assert value(found, "glancesync_region_consecutive_failures", region=region) == 0
     uploads = [line for line in out.splitlines() if line.startswith("INFO:Leon: Uploading image")]
     assert value(found, "glancesync_uploaded_images", region="Leon") == len(uploads) == 10
-    total = sum(i.size for i in MockStore(environ["GLANCESYNC_MOCKPERSISTENT_PATH"]).read("Leon"))
+    total = sum(
+        i.size for i in JournalStore(environ["GLANCESYNC_MOCKPERSISTENT_PATH"]).read("Leon")
+    )
     assert value(found, "glancesync_uploaded_bytes", region="Leon") == total
     assert value(found, "glancesync_last_run_success") == 1
     assert (
