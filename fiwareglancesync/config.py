@@ -21,6 +21,7 @@ from typing import Any
 
 from fiwareglancesync.booleans import parse_bool
 from fiwareglancesync.condition import Condition, ConditionError
+from fiwareglancesync.coordination import url_problem
 from fiwareglancesync.credentials import (
     AUTH_TYPE_VARIABLE,
     CLOUD_VARIABLE,
@@ -98,8 +99,8 @@ OPTIONS: tuple[Option, ...] = (
         "str",
         None,
         "Directory of the lock files that keep two runs on this host from synchronising "
-        "the same region at once. Default: glancesync-locks in the system's temporary "
-        "directory, shared by every user.",
+        "the same region at once, when coordination_url is not set. Default: "
+        "glancesync-locks in the system's temporary directory, shared by every user.",
         "/var/lock/glancesync",
     ),
     Option(
@@ -107,11 +108,23 @@ OPTIONS: tuple[Option, ...] = (
         MAIN,
         "float",
         60,
-        "Seconds a sync waits for a region that another run on this host is "
-        "synchronising, before it skips the region (a warning names the other process; "
+        "Seconds a sync waits for a region that another run (on this host, or on any "
+        "host sharing its coordination_url) is synchronising, before it skips the region (a warning names the other process; "
         "the run then exits 1). 0: do not wait. Status modes never wait.",
         minimum=0,
         maximum=MAX_SECONDS,
+    ),
+    Option(
+        "coordination_url",
+        MAIN,
+        "str",
+        None,
+        "Where the region locks (and the agents' groups) live, as a tooz URL: every "
+        "sync.py, service and agent given the same URL never synchronises a region at "
+        "the same time as another. file://DIR locks files in DIR on one host; "
+        "redis://host:port, zookeeper://host:port or etcd3+http://host:port coordinate "
+        "several hosts. Default: file:// in lock_dir (one host, as before).",
+        "redis://127.0.0.1:6379",
     ),
     Option(
         "images_dir",
@@ -405,6 +418,7 @@ class Config:
     images_dir: str = default_of("images_dir")
     lock_dir: str | None = default_of("lock_dir")
     lock_timeout: float = default_of("lock_timeout")
+    coordination_url: str | None = default_of("coordination_url")
     source: str | None = None
     warnings: tuple[str, ...] = ()
 
@@ -846,6 +860,18 @@ def _unknown_options(parser: configparser.ConfigParser) -> list[str]:
     return notes
 
 
+def _coordination_url(main: _Reader) -> str | None:
+    """The coordination URL, checked now (a bad one is a configuration error)."""
+    url = (main.get("coordination_url") or "").strip()
+    if not url:
+        return None
+    problem = url_problem(url)
+    if problem is not None:
+        main.problems.append(f"{main.name}.coordination_url: {problem}")
+        return None
+    return url
+
+
 def build_config(
     parser: configparser.ConfigParser,
     environ: Mapping[str, str],
@@ -875,6 +901,7 @@ def build_config(
     images_dir = main.get("images_dir")
     lock_dir = main.get("lock_dir")
     lock_timeout = main.get("lock_timeout")
+    coordination_url = _coordination_url(main)
     if problems:
         raise ConfigError(problems, _unknown_options(parser))
     return Config(
@@ -885,6 +912,7 @@ def build_config(
         images_dir=images_dir,
         lock_dir=lock_dir,
         lock_timeout=lock_timeout,
+        coordination_url=coordination_url,
         source=source,
         warnings=tuple(_unknown_options(parser)),
     )

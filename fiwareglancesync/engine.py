@@ -225,7 +225,7 @@ class GlanceSync:
             self._own_cache = False
         self.config = config
         self._cache = cache
-        self._locks = RegionLocks(config.lock_dir, config.lock_timeout)
+        self._locks = RegionLocks(config.lock_dir, config.lock_timeout, url=config.coordination_url)
 
     # ------------------------------------------------------------------- operations
 
@@ -294,7 +294,7 @@ class GlanceSync:
     def sync(self, region: RegionRef, dry_run: bool = False, fresh: bool = False) -> RegionFigures:
         """Plan and apply one region; raise RegionError if it cannot be completed.
 
-        A real sync holds the region's host-wide lock while it plans and applies, so a
+        A real sync holds the region's lock (``coordination_url``) while it plans and applies, so a
         second run on the same region waits (up to lock_timeout) and then plans again,
         from a listing of the master made once it holds the lock when ``fresh``; a dry
         run changes nothing and never waits. A real sync ends with the region tidied up
@@ -354,7 +354,9 @@ class GlanceSync:
         return build_report(self.config, reports)
 
     def close(self) -> None:
-        """Release the facades (only this engine's own cache: a shared one lives on)."""
+        """Release the facades (only this engine's own cache: a shared one lives on) and
+        leave the coordination backend."""
+        self._locks.close()
         if self._own_cache:
             self._cache.close()
 
