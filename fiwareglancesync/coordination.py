@@ -45,6 +45,21 @@ _NEEDS_HOST = {
     "mysql",
     "postgresql",
 }
+# The port a backend listens on when its URL names none, for the reachability probe.
+_DEFAULT_PORTS = {
+    "redis": 6379,
+    "zookeeper": 2181,
+    "kazoo": 2181,
+    "etcd3+http": 2379,
+    "etcd3+https": 2379,
+    "memcached": 11211,
+    "mysql": 3306,
+    "postgresql": 5432,
+}
+# Seconds the probe waits for the backend's TCP port. tooz's Redis driver retries a
+# refused connection 15 times with its client's backoff (about a minute): a probe first
+# makes a backend that is down one prompt line instead.
+PROBE_SECONDS = 5.0
 _EXAMPLE = "file:///var/lock/glancesync or redis://127.0.0.1:6379"
 _SECRET_WORDS = ("password", "secret", "token", "key")
 
@@ -92,6 +107,8 @@ def url_problem(url: str, known: Iterable[str] | None = None) -> str | None:
         if parsed.netloc or not parsed.path.startswith("/"):
             return "a file:// URL names an absolute directory, e.g. file:///var/lock/glancesync"
         return None
+    if "," in parsed.netloc:
+        return None  # several servers (ZooKeeper's host1:2181,host2:2181): tooz reads them
     try:
         parsed.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
@@ -116,6 +133,20 @@ def redact(url: str) -> str:
     return urlunsplit(
         (parsed.scheme, netloc, parsed.path, urlencode(query, safe="*"), parsed.fragment)
     )
+
+
+def probe_address(url: str) -> tuple[str, int] | None:
+    """The one TCP address to try before starting, or None (a file, a Unix socket,
+    several servers)."""
+    parsed = urlsplit(url)
+    scheme = parsed.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parsed.hostname or "," in parsed.netloc:
+        return None
+    try:
+        port = parsed.port
+    except ValueError:
+        return None
+    return parsed.hostname, port or _DEFAULT_PORTS[scheme]
 
 
 def default_member_id() -> str:
@@ -188,6 +219,9 @@ class Coordinator:
         if self._driver is not None:
             return self
         with self._translated("cannot start"):
+            address = probe_address(self.url)
+            if address is not None:
+                socket.create_connection(address, timeout=PROBE_SECONDS).close()
             from tooz import coordination
 
             driver = coordination.get_coordinator(

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from fiwareglancesync.coordination import (
+    CoordinationUnavailable,
     Coordinator,
     default_lock_dir,
     file_directory,
@@ -252,11 +253,17 @@ class RegionLocks:
         try:
             if note is not None:
                 note.ready()  # an unusable lock directory fails here, before any backend
-            coordinator = self._started()
-            if note is None:
-                note = _GroupNote(coordinator, name)
-            lock = coordinator.lock(name)
-            self._acquire(coordinator, lock, note, region)
+            try:
+                coordinator = self._started()
+                if note is None:
+                    note = _GroupNote(coordinator, name)
+                lock = coordinator.lock(name)
+                self._acquire(coordinator, lock, note, region)
+            except CoordinationUnavailable as error:
+                # No lock, no sync: the region fails before anything is done to it.
+                raise CoordinationUnavailable(
+                    f"{error}; the region was not synchronised (no region lock)"
+                ) from None
             try:
                 note.write(self.describe())
                 yield
