@@ -185,6 +185,8 @@ def _one(nodes: Iterable[Any]) -> str:
 
 
 def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()  # "connection refused", as other error lines say
     text = " ".join(str(error).split())
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
