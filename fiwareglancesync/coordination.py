@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fiwareglancesync.errors import RegionError
 
@@ -220,15 +220,14 @@ class Coordinator:
         """Connect, and heartbeat in a thread (for the backends that need it)."""
         if self._driver is not None:
             return self
+        problem = url_problem(self.url)
+        if problem is not None:
+            raise CoordinationUnavailable(f"coordination_url: {problem}")
         with self._translated("cannot start"):
             address = probe_address(self.url)
             if address is not None:
                 socket.create_connection(address, timeout=PROBE_SECONDS).close()
-            from tooz import coordination
-
-            driver = coordination.get_coordinator(
-                self.url, self.member_id.encode(), **driver_options(self.heartbeat_timeout)
-            )
+            driver = _driver(self.url, self.member_id, driver_options(self.heartbeat_timeout))
             driver.start(start_heart=True)
         self._driver = driver
         return self
@@ -355,6 +354,22 @@ class Coordinator:
             raise CoordinationUnavailable(
                 f"coordination backend {redact(self.url)}: {what}: {_reason(error)}"
             ) from None
+
+
+def _driver(url: str, member_id: str, options: Mapping[str, str]) -> Any:
+    """tooz's driver for ``url``, made as ``tooz.coordination.get_coordinator`` makes it
+    (``options`` over the URL's query), but found through importlib.metadata: stevedore,
+    which get_coordinator uses, writes a cache of entry points under ~/.cache, and a
+    sync writes nothing outside its working directory and lock directory."""
+    from oslo_utils import netutils
+
+    parsed = netutils.urlsplit(url)
+    merged: dict[str, list[str]] = {name: [value] for name, value in options.items()}
+    for name, values in parse_qs(parsed.query).items():
+        merged.setdefault(name, values)
+    entry = next(iter(entry_points(group="tooz.backends", name=parsed.scheme)))  # see start
+    driver_class = entry.load()
+    return driver_class(member_id.encode(), parsed, merged)
 
 
 def _is_backend_failure(error: BaseException) -> bool:

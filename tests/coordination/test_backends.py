@@ -199,3 +199,10 @@ def test_a_backend_that_went_away_and_came_back_serves_its_members_again(
         coordinator.release(lock)
     finally:
         coordinator.stop()
+
+
+def test_a_url_no_backend_has_is_refused_before_anything_is_tried():
+    with pytest.raises(CoordinationUnavailable) as raised:
+        Coordinator("nosuch://user:hunter2@host", "a").start()
+    assert str(raised.value).startswith("coordination_url: unknown coordination backend 'nosuch'")
+    assert "hunter2" not in str(raised.value)
