@@ -38,6 +38,7 @@ from fiwareglancesync.coordination import (
     CoordinationUnavailable,
     Coordinator,
     default_lock_dir,
+    default_member_id,
     file_directory,
     file_url,
 )
@@ -282,7 +283,9 @@ class RegionLocks:
 
     def _started(self) -> Coordinator:
         if self._coordinator is None or self._pid != os.getpid():
-            coordinator = Coordinator(self.url)
+            # A member id of its own: an agent of this process is another member.
+            member = f"{default_member_id()}/locks-{os.urandom(3).hex()}"
+            coordinator = Coordinator(self.url, member)
             coordinator.start()  # CoordinationUnavailable: this region fails, no lock
             self._coordinator, self._pid = coordinator, os.getpid()
         return self._coordinator

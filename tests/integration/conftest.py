@@ -30,3 +30,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # The status page served by the service is looked at in the same Chromium as sync.py's.
 from tests.fixtures.browser import artifacts, browser  # noqa: E402, F401
 from tests.fixtures.cloud import cloud, faulty_cloud  # noqa: E402, F401
+
+# The coordination tests' Redis, started on 127.0.0.1 by the suite.
+from tests.fixtures.redis import redis_server  # noqa: E402, F401
