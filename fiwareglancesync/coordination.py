@@ -177,7 +177,8 @@ def assign(
 
 
 def _one(nodes: Iterable[Any]) -> str:
-    node = next(iter(nodes))
+    """The one member a ring answers ("" from an empty ring: nobody owns anything)."""
+    node = next(iter(nodes), "")
     return node.decode() if isinstance(node, bytes) else str(node)
 
 
@@ -387,7 +388,8 @@ class Partition:
         self._partitioner = partitioner
 
     def owner(self, region: str) -> str:
-        """The member that owns ``region`` (the same answer for every member)."""
+        """The member that owns ``region`` (the same answer for every member); "" while
+        the group has no member (this one's own membership lapsed, say)."""
         return _one(self._partitioner.members_for_object(region))
 
     def owned(self, regions: Iterable[str]) -> list[str]:

@@ -134,3 +134,18 @@ def test_the_probe_tries_the_one_server_a_url_names(url, address):
 
 def test_several_zookeeper_servers_are_a_good_url():
     assert url_problem("zookeeper://zk1:2181,zk2:2181") is None
+
+
+class _EmptyRing:
+    def members_for_object(self, region):
+        return set()
+
+
+class _Me:
+    member_id = "me"
+
+
+def test_a_partition_with_no_member_left_owns_nothing_and_names_no_owner():
+    partition = coordination.Partition(_Me(), _EmptyRing())
+    assert partition.owner("Burgos") == ""
+    assert partition.owned(["Burgos", "Leon"]) == []
