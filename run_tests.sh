@@ -52,6 +52,20 @@ if ! [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
         $SUDO systemctl disable --now rabbitmq-server >/dev/null 2>&1 || true
     fi
 fi
+if ! command -v redis-server >/dev/null 2>&1 && ! [ -x /usr/bin/redis-server ]; then
+    # The coordination tests (coordination_url = redis://...) run Debian's Redis.
+    echo "== installing redis-server (Debian package)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    { $SUDO apt-get update -q >/dev/null &&
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q redis-server >/dev/null; } ||
+        echo "== could not install redis-server: the Redis coordination tests will fail"
+    # The tests start their own redis-server on 127.0.0.1; where systemd started
+    # Debian's service on install, stop it again.
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-server 2>/dev/null; then
+        $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
+    fi
+fi
 echo "== installing the test cloud (Keystone, Glance) into .cloud-venv"
 .venv/bin/python tests/cloud/install.py
 echo "== ruff"

@@ -21,6 +21,7 @@ from typing import Any
 
 from fiwareglancesync.booleans import parse_bool
 from fiwareglancesync.condition import Condition, ConditionError
+from fiwareglancesync.coordination import url_problem
 from fiwareglancesync.credentials import (
     AUTH_TYPE_VARIABLE,
     CLOUD_VARIABLE,
@@ -98,8 +99,8 @@ OPTIONS: tuple[Option, ...] = (
         "str",
         None,
         "Directory of the lock files that keep two runs on this host from synchronising "
-        "the same region at once. Default: glancesync-locks in the system's temporary "
-        "directory, shared by every user.",
+        "the same region at once, when coordination_url is not set. Default: "
+        "glancesync-locks in the system's temporary directory, shared by every user.",
         "/var/lock/glancesync",
     ),
     Option(
@@ -107,8 +108,8 @@ OPTIONS: tuple[Option, ...] = (
         MAIN,
         "float",
         60,
-        "Seconds a sync waits for a region that another run on this host is "
-        "synchronising, before it skips the region (a warning names the other process; "
+        "Seconds a sync waits for a region that another run (on this host, or on any "
+        "host sharing its coordination_url) is synchronising, before it skips the region (a warning names the other process; "
         "the run then exits 1). 0: do not wait. Status modes never wait.",
         minimum=0,
         maximum=MAX_SECONDS,
@@ -185,6 +186,18 @@ OPTIONS: tuple[Option, ...] = (
         "they never take notifications from another consumer of the same topic "
         "(Ceilometer's, say).",
         "glancesync-agent",
+    ),
+    Option(
+        "coordination_url",
+        MAIN,
+        "str",
+        None,
+        "Where the region locks (and the agents' groups) live, as a tooz URL: every "
+        "sync.py, service and agent given the same URL never synchronises a region at "
+        "the same time as another. file://DIR locks files in DIR on one host; "
+        "redis://host:port, zookeeper://host:port or etcd3+http://host:port coordinate "
+        "several hosts. Default: file:// in lock_dir (one host, as before).",
+        "redis://127.0.0.1:6379",
     ),
     Option(
         "images_dir",
@@ -485,6 +498,7 @@ class Config:
     notification_topic: str = default_of("notification_topic")
     notification_exchange: str = default_of("notification_exchange")
     notification_pool: str = default_of("notification_pool")
+    coordination_url: str | None = default_of("coordination_url")
     source: str | None = None
     warnings: tuple[str, ...] = ()
 
@@ -950,6 +964,18 @@ def _check_notification_url(url: str | None, problems: list[str]) -> None:
         )
 
 
+def _coordination_url(main: _Reader) -> str | None:
+    """The coordination URL, checked now (a bad one is a configuration error)."""
+    url = (main.get("coordination_url") or "").strip()
+    if not url:
+        return None
+    problem = url_problem(url)
+    if problem is not None:
+        main.problems.append(f"{main.name}.coordination_url: {problem}")
+        return None
+    return url
+
+
 def build_config(
     parser: configparser.ConfigParser,
     environ: Mapping[str, str],
@@ -981,6 +1007,7 @@ def build_config(
     lock_timeout = main.get("lock_timeout")
     agent = {name: main.get(name) for name in AGENT_OPTIONS}
     _check_notification_url(agent["notification_url"], problems)
+    coordination_url = _coordination_url(main)
     if problems:
         raise ConfigError(problems, _unknown_options(parser))
     return Config(
@@ -991,6 +1018,7 @@ def build_config(
         images_dir=images_dir,
         lock_dir=lock_dir,
         lock_timeout=lock_timeout,
+        coordination_url=coordination_url,
         source=source,
         **agent,
         warnings=tuple(_unknown_options(parser)),

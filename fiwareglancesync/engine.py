@@ -226,7 +226,7 @@ class GlanceSync:
             self._own_cache = False
         self.config = config
         self._cache = cache
-        self._locks = RegionLocks(config.lock_dir, config.lock_timeout)
+        self._locks = RegionLocks(config.lock_dir, config.lock_timeout, url=config.coordination_url)
 
     # ------------------------------------------------------------------- operations
 
@@ -310,8 +310,8 @@ class GlanceSync:
         ``only``: master image ids; just their actions (and their kernels' and
         ramdisks') are applied, the rest of the plan waits for a later sync.
 
-        A real sync holds the region's host-wide lock while it plans and applies, so a
-        second run on the same region waits (up to lock_timeout) and then plans again,
+        A real sync holds the region's lock (``coordination_url``) while it plans and
+        applies, so a second run on the same region waits (up to lock_timeout) and then plans again,
         from a listing of the master made once it holds the lock when ``fresh``; a dry
         run changes nothing and never waits. A real sync ends with the region tidied up
         (the persistent mock folds its journal), whether it succeeded or not.
@@ -370,7 +370,9 @@ class GlanceSync:
         return build_report(self.config, reports)
 
     def close(self) -> None:
-        """Release the facades (only this engine's own cache: a shared one lives on)."""
+        """Release the facades (only this engine's own cache: a shared one lives on) and
+        leave the coordination backend."""
+        self._locks.close()
         if self._own_cache:
             self._cache.close()
 

@@ -33,3 +33,6 @@ from tests.fixtures.cloud import cloud, faulty_cloud  # noqa: E402, F401
 
 # The message bus the agent's tests have the master's Glance notify.
 from tests.fixtures.rabbitmq import rabbitmq  # noqa: E402, F401
+
+# The coordination tests' Redis, started on 127.0.0.1 by the suite.
+from tests.fixtures.redis import redis_server  # noqa: E402, F401

@@ -24,7 +24,7 @@ import pytest
 
 from fiwareglancesync.agent.cli import main
 from fiwareglancesync.errors import ExitStatus
-from fiwareglancesync.facades.mock import MockStore
+from fiwareglancesync.facades.mock import JournalStore
 
 ROOT = Path(__file__).parents[2]
 EXAMPLE_CONFIG = ROOT / "examples" / "glancesync.conf"
@@ -98,7 +98,7 @@ def start_agent(environ, tmp_path) -> Iterator[Callable[..., RunningAgent]]:
 
 def master_image(store: Path, name: str, **changes) -> str:
     """A new public master image, as another process adds it; its id."""
-    writer = MockStore(store)
+    writer = JournalStore(store)
     base = next(i for i in writer.read(MASTER) if i.name == "base_ubuntu_22.04")
     made = writer.add_image(MASTER, base.copy(name=name, checksum=f"{name:0<32}"[:32], **changes))
     assert made is not None
@@ -111,7 +111,7 @@ def _free_port() -> int:
 
 
 def regional(store: Path, region: str, name: str):
-    return [i for i in (MockStore(store).read(region) or []) if i.name == name]
+    return [i for i in (JournalStore(store).read(region) or []) if i.name == name]
 
 
 def test_a_new_master_image_reaches_every_region_by_polling(start_agent, store, tmp_path):
@@ -142,7 +142,7 @@ def test_a_new_master_image_reaches_every_region_by_polling(start_agent, store, 
 def test_a_property_change_follows_and_a_deletion_leaves_the_copies(start_agent, store):
     agent = start_agent()
     agent.wait_for_line("Audit done")
-    writer = MockStore(store)
+    writer = JournalStore(store)
     ubuntu = next(i for i in writer.read(MASTER) if i.name == "base_ubuntu_22.04")
     changed = ubuntu.copy(user_properties={**ubuntu.user_properties, "nid": "999"})
     assert writer.update_image(MASTER, changed)
@@ -154,7 +154,7 @@ def test_a_property_change_follows_and_a_deletion_leaves_the_copies(start_agent,
         )
 
     agent.wait_for(leon_has_it, "the property reached Leon")
-    assert MockStore(store).delete_image(MASTER, ubuntu.id)
+    assert JournalStore(store).delete_image(MASTER, ubuntu.id)
     agent.wait_for_line(
         "Master: deleted image base_ubuntu_22.04 (m-ubuntu); its regional copies stay"
     )
@@ -165,7 +165,7 @@ def test_a_property_change_follows_and_a_deletion_leaves_the_copies(start_agent,
 COUNTING_AGENT = """
 import sys
 from fiwareglancesync.agent.cli import main
-from fiwareglancesync.facades.mock import MockFacade, MockStore
+from fiwareglancesync.facades.mock import MockFacade, JournalStore
 
 class Counting(MockFacade):
     def list_images(self, region):
@@ -173,7 +173,7 @@ class Counting(MockFacade):
             print(region.fullname, file=out)
         return super().list_images(region)
 
-store = MockStore(sys.argv[2])
+store = JournalStore(sys.argv[2])
 sys.exit(main(sys.argv[3:], facade_factory=lambda env: lambda target: Counting(store, target)))
 """
 
@@ -227,7 +227,7 @@ def test_sighup_with_a_bad_configuration_keeps_the_old_one(start_agent, store, t
 SLOW_UPLOAD_AGENT = """
 import sys, time
 from fiwareglancesync.agent.cli import main
-from fiwareglancesync.facades.mock import MockFacade, MockStore
+from fiwareglancesync.facades.mock import MockFacade, JournalStore
 
 class Slow(MockFacade):
     def upload(self, region, image, data):
@@ -236,7 +236,7 @@ class Slow(MockFacade):
             time.sleep(300)
         return super().upload(region, image, data)
 
-store = MockStore(sys.argv[1])
+store = JournalStore(sys.argv[1])
 sys.exit(main(sys.argv[2:], facade_factory=lambda env: lambda target: Slow(store, target)))
 """
 
@@ -260,9 +260,9 @@ def test_sigterm_during_a_transfer_abandons_it_and_releases_the_lock(start_agent
 def _locked(paths: list[Path]) -> bool:
     """Does some process hold one of these lock files?"""
     for path in paths:
-        with path.open("rb") as stream:
-            try:
-                fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with path.open("r+b") as stream:
+            try:  # tooz's file locks are POSIX record locks
+                fcntl.lockf(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return True
     return False

@@ -17,7 +17,7 @@ from fiwareglancesync.agent.metrics import AgentMetrics
 from fiwareglancesync.agent.service import Agent
 from fiwareglancesync.config import load_config
 from fiwareglancesync.facades import mock_factory
-from fiwareglancesync.facades.mock import MockStore
+from fiwareglancesync.facades.mock import JournalStore
 
 EXAMPLE_CONFIG = Path(__file__).parents[2] / "examples" / "glancesync.conf"
 MASTER = "Valladolid"
@@ -69,7 +69,7 @@ def running(store, tmp_path):
     metrics = AgentMetrics()
     agent = Agent(
         config,
-        mock_factory(MockStore(store)),
+        mock_factory(JournalStore(store)),
         lambda config: OnlyLeon(),
         metrics,
         reload_config=lambda: config,
@@ -93,7 +93,7 @@ def test_a_thousand_notifications_of_one_image_are_one_sync(running, store):
     registry = running
     _wait_for(lambda: _value(registry, "glancesync_agent_last_audit_timestamp_seconds"), "audit")
     assert _value(registry, "glancesync_agent_following_notifications") == 1
-    writer = MockStore(store)
+    writer = JournalStore(store)
     ubuntu = next(i for i in writer.read(MASTER) if i.name == "base_ubuntu_22.04")
     assert writer.update_image(
         MASTER, ubuntu.copy(user_properties={**ubuntu.user_properties, "nid": "7"})
@@ -103,7 +103,7 @@ def test_a_thousand_notifications_of_one_image_are_one_sync(running, store):
         MadeUpBus.last.on_image(ubuntu.id, "image.update")
 
     def leon_copy():
-        return [i for i in MockStore(store).read("Leon") if i.name == ubuntu.name]
+        return [i for i in JournalStore(store).read("Leon") if i.name == ubuntu.name]
 
     _wait_for(lambda: leon_copy() and leon_copy()[0].user_properties.get("nid") == "7", "Leon")
     _wait_for(
@@ -121,7 +121,7 @@ def test_a_thousand_notifications_of_one_image_are_one_sync(running, store):
     )
     assert 1 <= leon_syncs <= 2
     # Burgos is not this agent's: neither its audit nor the change touched it.
-    burgos = [i for i in MockStore(store).read("Burgos") if i.name == ubuntu.name]
+    burgos = [i for i in JournalStore(store).read("Burgos") if i.name == ubuntu.name]
     assert all(i.user_properties.get("nid") != "7" for i in burgos)
     assert _value(registry, "glancesync_agent_owned_regions") == 1
     assert not _value(

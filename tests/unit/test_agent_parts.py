@@ -15,7 +15,7 @@ from fiwareglancesync.agent.coalesce import Coalescer
 from fiwareglancesync.config import load_config
 from fiwareglancesync.engine import GlanceSync
 from fiwareglancesync.facades import mock_factory
-from fiwareglancesync.facades.mock import MockFacade, MockStore
+from fiwareglancesync.facades.mock import JournalStore, MockFacade
 from fiwareglancesync.image import Image
 from fiwareglancesync.plan import only_images, plan_region
 from fiwareglancesync.region import RegionRef
@@ -241,7 +241,7 @@ def test_a_narrowed_plan_keeps_the_metadata_update_of_the_image():
 
 def _engine(store: Path) -> GlanceSync:
     config = load_config({"GLANCESYNC_CONFIG": str(EXAMPLE_CONFIG)})
-    return GlanceSync(config, mock_factory(MockStore(store)))
+    return GlanceSync(config, mock_factory(JournalStore(store)))
 
 
 class CountingFacade(MockFacade):
@@ -255,7 +255,7 @@ class CountingFacade(MockFacade):
 def test_the_master_images_are_listed_without_any_region(store):
     CountingFacade.listed = []
     config = load_config({"GLANCESYNC_CONFIG": str(EXAMPLE_CONFIG)})
-    mock = MockStore(store)
+    mock = JournalStore(store)
     engine = GlanceSync(config, lambda t: CountingFacade(mock, t))
     try:
         names = {i.name for i in engine.master_images(fresh=True)}

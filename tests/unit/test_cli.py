@@ -562,3 +562,12 @@ def test_a_sync_removes_a_queued_leftover_as_the_glance_facade_does(environ, sto
     )
     kernels = [i for i in JournalStore(store).read("Leon") if i.name == "cirros_kernel"]
     assert [i.status for i in kernels] == ["active"]  # the leftover is gone
+
+
+def test_a_bad_coordination_url_is_a_config_error_with_the_others(environ):
+    argv = ["Burgos", "--config", "main.coordination_url=zoo://x", "main.max_children=0"]
+    status, out, err = run(argv, environ)
+    assert status == ExitStatus.USAGE
+    assert "main.coordination_url: unknown coordination backend 'zoo' (tooz offers: " in err
+    assert "main.max_children: '0' is too small (the least is 1)" in err
+    assert "Traceback" not in out + err

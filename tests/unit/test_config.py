@@ -229,3 +229,30 @@ def test_config_file_lookup(tmp_path):
 def test_unknown_options_are_warnings_not_errors():
     config = load(BASIC + "colour = blue\n")
     assert config.warnings == ("unknown option experimental.colour ignored",)
+
+
+def test_coordination_url_is_read_and_defaults_to_none():
+    plain = f"[main]\nmaster_region = R\n[master]\ncredential = a,{SECRET},http://k/v3,p\n"
+    assert load(plain).coordination_url is None
+    text = plain.replace("[master]", "coordination_url = redis://127.0.0.1:6379\n[master]")
+    assert load(text).coordination_url == "redis://127.0.0.1:6379"
+
+
+def test_a_bad_coordination_url_is_reported_with_the_other_problems():
+    text = f"""
+[main]
+master_region = R
+coordination_url = redis://:hunter2@127.0.0.1:notaport
+max_children = lots
+[master]
+credential = a,{SECRET},http://k/v3,p
+"""
+    with pytest.raises(ConfigError) as raised:
+        load(text)
+    problems = raised.value.problems
+    assert (
+        "main.coordination_url: the port of the redis:// URL is not a number between 0 and 65535"
+        in problems
+    )
+    assert any(problem.startswith("main.max_children:") for problem in problems)
+    assert "hunter2" not in "\n".join(problems)
