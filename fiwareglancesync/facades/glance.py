@@ -66,10 +66,10 @@ from fiwareglancesync.facades.glance_model import (
 )
 from fiwareglancesync.facades.openstack_errors import (
     CLIENT_ERRORS,
+    cannot_tell,
     describe,
-    describe_auth,
+    facade_error,
     is_transient,
-    status_of,
 )
 from fiwareglancesync.facades.transfer import (
     ChunkReader,
@@ -179,19 +179,19 @@ def _ranged_download(
 
 
 def _keeps_the_promise(method: Callable[..., T]) -> Callable[..., T]:
-    """Only FacadeError leaves a facade: a client library's own exception is turned into
-    one here, whichever call inside the method raised it (bugs stay what they are)."""
+    """Only FacadeError leaves a facade: a client library's own exception that no call
+    inside the method translated is turned into one here (bugs stay what they are), and
+    every FacadeError says which service and region failed."""
 
     @functools.wraps(method)
     def wrapper(self: GlanceFacade, *args: Any, **kwargs: Any) -> T:
         try:
             return method(self, *args, **kwargs)
         except FacadeError as error:
-            hinted = self._hinted(error, error.__cause__)
-            raise tagged(hinted, "Glance", args) from error.__cause__
+            raise tagged(self._hinted(error), "Glance", args) from error.__cause__
         except CLIENT_ERRORS as error:
-            failure = FacadeError(describe(error, method.__name__.replace("_", " ")))
-            raise tagged(self._hinted(failure, error), "Glance", args) from error
+            failure = facade_error(error, method.__name__.replace("_", " "))
+            raise tagged(self._hinted(failure), "Glance", args) from error
 
     return wrapper
 
@@ -220,13 +220,12 @@ class GlanceFacade(Facade):
         self._project_id: str | None = None
         self._import_methods: dict[str, frozenset[str]] = {}
 
-    def _hinted(self, error: FacadeError, cause: BaseException | None) -> FacadeError:
+    def _hinted(self, error: FacadeError) -> FacadeError:
         """A Glance 401 to a token that Keystone just gave: with an application
         credential, its access rules are the likely reason, and the message says so."""
         if (
             self.target.credential.is_application_credential
-            and cause is not None
-            and status_of(cause) == 401
+            and error.status == 401
             and error.service != "Keystone"
             and ACCESS_RULES_HINT not in str(error)
         ):
@@ -242,7 +241,8 @@ class GlanceFacade(Facade):
             # Asking for a token twice is harmless, so a refused connection is retried.
             return _retrying()(self._auth.get_access, self._session)
         except CLIENT_ERRORS as error:
-            raise FacadeError(describe_auth(error, credential), service="Keystone") from error
+            what = f"Keystone {credential.auth_url}"
+            raise facade_error(error, what, service="Keystone", credential=credential) from error
 
     def _image_endpoints(self) -> dict[str, str]:
         if self._endpoints is None:
@@ -300,9 +300,7 @@ class GlanceFacade(Facade):
         try:
             return _retrying()(lambda: list(self._keystone().projects.list()))
         except CLIENT_ERRORS as error:
-            raise FacadeError(
-                describe(error, "listing the projects"), service="Keystone"
-            ) from error
+            raise facade_error(error, "listing the projects", service="Keystone") from error
 
     @_keeps_the_promise
     def project_names(self, project_ids: Iterable[str]) -> dict[str, str]:
@@ -352,7 +350,7 @@ class GlanceFacade(Facade):
                 return _retrying()(function, *args)
             return function(*args)
         except CLIENT_ERRORS as error:
-            raise FacadeError(describe(error, what)) from error
+            raise facade_error(error, what) from error
 
     # ------------------------------------------------------------------- listing
 
@@ -492,7 +490,7 @@ class GlanceFacade(Facade):
         try:
             self._call(f"deleting image {image_id}", client.images.delete, image_id)
         except FacadeError as error:
-            if isinstance(error.__cause__, glance_exc.HTTPNotFound):
+            if error.status == 404:
                 return False
             raise
         return True
@@ -588,21 +586,22 @@ class GlanceFacade(Facade):
 
     # ------------------------------------------------------------------- pre-flight
 
-    def _optional_get(self, where: RegionRef, what: str, path: str) -> Any | None:
-        """``GET path`` for information a Glance may not offer: None on 403 or 404."""
-        client = self._client(where.name)
+    def _optional_get(self, client: glance_client.Client, what: str, path: str) -> Any | None:
+        """``GET path`` for information a Glance may not offer: None when it cannot tell
+        (403 or 404), a FacadeError when it fails."""
         try:
             _, body = self._call(what, client.http_client.get, path)
         except FacadeError as error:
-            if status_of(error.__cause__) not in (403, 404):
-                raise
-            return None
+            if cannot_tell(error):
+                return None
+            raise
         return body
 
     @_keeps_the_promise
     def image_limits(self, where: RegionRef) -> dict[str, Any] | None:
         """``GET /v2/info/usage`` (Glance 2023.1 and later): empty without unified limits."""
-        body = self._optional_get(where, "reading the image quota", "/v2/info/usage")
+        client = self._client(where.name)
+        body = self._optional_get(client, "reading the image quota", "/v2/info/usage")
         usage = body.get("usage") if isinstance(body, dict) else None
         return usage if isinstance(usage, dict) else None
 
@@ -610,7 +609,8 @@ class GlanceFacade(Facade):
     def accepted_formats(self, where: RegionRef) -> AcceptedFormats | None:
         """The enums of ``GET /v2/schemas/image``: Glance's disk_formats and
         container_formats options."""
-        body = self._optional_get(where, "reading the image schema", "/v2/schemas/image")
+        client = self._client(where.name)
+        body = self._optional_get(client, "reading the image schema", "/v2/schemas/image")
         return None if body is None else formats_from_schema(body)
 
     @_keeps_the_promise
@@ -634,7 +634,7 @@ class GlanceFacade(Facade):
         try:
             return self._call(f"reading the first bytes of image {image.name}", read)
         except FacadeError as error:
-            if status_of(error.__cause__) == 416:  # an image without data
+            if error.status == 416:  # an image without data
                 return b""
             raise
 
@@ -645,14 +645,7 @@ class GlanceFacade(Facade):
         """What ``GET /v2/info/import`` lists; none when the Glance predates imports."""
         if where.name not in self._import_methods:
             client = self._client(where.name)
-            try:
-                _, info = self._call(
-                    "reading the import methods", client.http_client.get, "/v2/info/import"
-                )
-            except FacadeError as error:
-                if status_of(error.__cause__) not in (403, 404):
-                    raise
-                info = {}
+            info = self._optional_get(client, "reading the import methods", "/v2/info/import")
             self._import_methods[where.name] = offered_import_methods(info)
         return self._import_methods[where.name]
 
@@ -765,8 +758,8 @@ class GlanceFacade(Facade):
         except CLIENT_ERRORS as error:
             # Refused (an HTTP error): nothing started, the record can take the data.
             # Otherwise it is unknown whether Glance started it: use a new record.
-            refused = status_of(error) is not None
-            raise ImportFailed(describe(error, "starting the import"), refused) from error
+            failure = facade_error(error, "starting the import")
+            raise ImportFailed(str(failure), failure.status is not None) from error
 
     def _await_import(
         self, client: glance_client.Client, image_id: str, image: Image, source: ImportSource
@@ -805,14 +798,8 @@ class GlanceFacade(Facade):
 
     def _import_tasks(self, client: glance_client.Client, image_id: str) -> list[dict[str, Any]]:
         """The image's import tasks (Images API 2.12); none where Glance does not say."""
-        try:
-            _, body = self._call(
-                "reading the import tasks", client.http_client.get, f"/v2/images/{image_id}/tasks"
-            )
-        except FacadeError as error:
-            if status_of(error.__cause__) in (403, 404):
-                return []
-            raise
+        path = f"/v2/images/{image_id}/tasks"
+        body = self._optional_get(client, "reading the import tasks", path)
         tasks = body.get("tasks") if isinstance(body, dict) else None
         return [task for task in tasks or [] if isinstance(task, dict)]
 
@@ -857,7 +844,7 @@ class GlanceFacade(Facade):
         if isinstance(error, SourceError):
             return FacadeError(f"uploading image {image.name}: {error}")
         if isinstance(error, CLIENT_ERRORS):
-            return FacadeError(describe(error, f"uploading image {image.name}"))
+            return facade_error(error, f"uploading image {image.name}")
         return error
 
     def _discard(self, client: glance_client.Client, region: str, image_id: str, name: str) -> None:

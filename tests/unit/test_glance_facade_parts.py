@@ -23,7 +23,13 @@ from fiwareglancesync.facades.glance_model import (
     tag_changes,
     verification_problems,
 )
-from fiwareglancesync.facades.openstack_errors import describe, describe_auth, is_transient
+from fiwareglancesync.facades.openstack_errors import (
+    cannot_tell,
+    describe,
+    describe_auth,
+    facade_error,
+    is_transient,
+)
 from fiwareglancesync.facades.transfer import (
     ChunkReader,
     SourceError,
@@ -299,6 +305,33 @@ def test_a_refused_application_credential_is_named_in_one_line():
         "it no longer exists (deleted or revoked)"
     )
     assert "s3cret" not in repr(credential)
+
+
+def test_a_library_error_becomes_one_facade_error_with_the_status_the_cloud_answered():
+    missing = glance_exc.HTTPNotFound("no such image")
+    failure = facade_error(missing, "deleting image x")
+    assert isinstance(failure, FacadeError)
+    assert str(failure) == describe(missing, "deleting image x")
+    assert failure.status == 404
+    assert failure.service == FacadeError("").service  # the facade method names it
+    refused = ks_exc.ConnectFailure("Unable to establish connection to http://127.0.0.1:9")
+    assert facade_error(refused, "listing the images").status is None
+    keystone = facade_error(glance_exc.HTTPForbidden("no"), "listing the projects", service="K")
+    assert (keystone.status, keystone.service) == (403, "K")
+
+
+def test_a_refused_token_is_told_by_describe_auth_and_keeps_its_status():
+    bob = Credential.with_password("bob", "pw", "http://127.0.0.1:5000/v3", "demo")
+    refused = ks_exc.Unauthorized("The request you have made requires authentication.")
+    failure = facade_error(refused, "Keystone x", service="Keystone", credential=bob)
+    assert str(failure) == describe_auth(refused, bob)
+    assert (failure.status, failure.service) == (401, "Keystone")
+
+
+@pytest.mark.parametrize(("status", "expected"), [(403, True), (404, True), (401, False)])
+def test_only_403_and_404_mean_the_cloud_cannot_tell(status, expected):
+    assert cannot_tell(FacadeError("x", status=status)) is expected
+    assert not cannot_tell(FacadeError("timed out"))
 
 
 def test_only_transient_failures_are_retried():
