@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import tenacity
 from glanceclient import exc as glance_exc
 from glanceclient.v2 import client as glance_client
+from glanceclient.v2 import schemas as glance_schemas
 from keystoneauth1 import adapter as ks_adapter
 from keystoneauth1 import session as ks_session
 from keystoneclient.v3 import client as keystone_client
@@ -105,6 +106,9 @@ IMPORT_POLL_FIRST = 0.2
 IMPORT_POLL_GROWTH = 1.5
 IMPORT_POLL_MAX = 1.0
 ACCESS_RULES_HINT = " (or outside the access rules of the application credential)"
+# Requests of one listing sent together (the members of its shared images): a few, so
+# that a region's Glance is not flooded by one sync.
+LISTING_THREADS = 4
 
 
 class _TimedSession(ks_session.Session):
@@ -158,6 +162,77 @@ def _call_with_deadline(function: Callable[[], T], seconds: float, what: str) ->
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+class _SharedSchemas(glance_schemas.Controller):
+    """glanceclient's schema controller, reading each schema once per Glance endpoint.
+
+    glanceclient asks for ``/v2/schemas/image`` once per controller and client (to
+    build its models), and the pre-flight asks for it too: three or four requests per
+    region and run for an answer that only a reconfigured Glance changes. Every client
+    of one endpoint (the listing one and the other) shares one ``cache``; only answers
+    are kept, so a failure is asked again.
+    """
+
+    def __init__(self, http_client: Any, cache: dict[str, Any]):
+        super().__init__(http_client)
+        self._cache = cache
+
+    def get(self, schema_name: str) -> Any:
+        found = self._cache.get(schema_name)
+        if found is None:
+            found = self._cache[schema_name] = super().get(schema_name)
+        return found
+
+
+def _share_schemas(client: glance_client.Client, cache: dict[str, Any]) -> None:
+    """Make every controller of ``client`` read its schemas through ``cache``."""
+    shared = _SharedSchemas(client.http_client, cache)
+    client.schemas = shared
+    for controller in vars(client).values():
+        if hasattr(controller, "schema_client"):
+            controller.schema_client = shared
+
+
+def _together(function: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
+    """``[function(item) for item in items]``, the calls sent together on a few threads.
+
+    The results keep the order of ``items``; when calls fail, the first one's error in
+    that order is raised (as the loop would have), once every call has ended. Daemon
+    threads, as for :func:`_call_with_deadline`: a Ctrl-C abandons them rather than
+    waiting for their requests to time out.
+    """
+    items = list(items)
+    if len(items) < 2:
+        return [function(item) for item in items]
+    results: list[Any] = [None] * len(items)
+    errors: list[BaseException | None] = [None] * len(items)
+    indexes = iter(range(len(items)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                index = next(indexes, None)
+            if index is None:
+                return
+            try:
+                results[index] = function(items[index])
+            except BaseException as error:  # noqa: BLE001 - raised by the caller
+                errors[index] = error
+
+    threads = [
+        threading.Thread(target=work, name="glancesync listing", daemon=True)
+        for _ in range(min(LISTING_THREADS, len(items)))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for error in errors:
+        if error is not None:
+            raise error
+    return results
 
 
 def _ranged_download(
@@ -218,7 +293,10 @@ class GlanceFacade(Facade):
         self._clients: dict[tuple[str, bool], glance_client.Client] = {}
         self._endpoints: dict[str, str] | None = None
         self._project_id: str | None = None
+        # By image endpoint (regions served by one Glance share them): what only a
+        # reconfigured Glance changes. The schemas live as long as the clients.
         self._import_methods: dict[str, frozenset[str]] = {}
+        self._schemas: dict[str, dict[str, Any]] = {}
 
     def _hinted(self, error: FacadeError) -> FacadeError:
         """A Glance 401 to a token that Keystone just gave: with an application
@@ -334,13 +412,15 @@ class GlanceFacade(Facade):
                     f"has no {self.target.credential.interface} image endpoint there "
                     f"(regions with one: {known})"
                 )
-            self._clients[key] = glance_client.Client(
+            client = glance_client.Client(
                 session=self._listing_session if listing else self._session,
                 endpoint_override=endpoints[region],
                 region_name=region,
                 interface=self.target.credential.interface,
                 service_type="image",
             )
+            _share_schemas(client, self._schemas.setdefault(endpoints[region], {}))
+            self._clients[key] = client
         return self._clients[key]
 
     def _call(self, what: str, function: Callable[..., T], *args: Any, retry: bool = True) -> T:
@@ -357,6 +437,8 @@ class GlanceFacade(Facade):
     @staticmethod
     def _records(client: glance_client.Client, **filters: str) -> list[dict[str, Any]]:
         """Every image record, all pages, hidden ones too (Glance hides them by default)."""
+        # One half after the other: the first request to a Glance with a new token is
+        # the one its keystonemiddleware validates, and two at once validate it twice.
         records: dict[str, dict[str, Any]] = {}
         for hidden in ("false", "true"):
             query = dict(filters, os_hidden=hidden)
@@ -370,15 +452,16 @@ class GlanceFacade(Facade):
     ) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
         """The records, and the projects that accepted each shared image, by image id.
 
-        One more call per shared image; images of the other visibilities have no members.
+        One more call per shared image, a few at once; images of the other visibilities
+        have no members.
         """
         records = cls._records(client)
-        members = {
-            record["id"]: accepted_members(client.image_members.list(record["id"]))
-            for record in records
-            if record.get("visibility") == "shared"
-        }
-        return records, members
+        shared = [record["id"] for record in records if record.get("visibility") == "shared"]
+
+        def accepted(image_id: str) -> list[str]:
+            return accepted_members(client.image_members.list(image_id))
+
+        return records, dict(zip(shared, _together(accepted, shared), strict=True))
 
     @_keeps_the_promise
     def list_images(self, where: RegionRef) -> list[Image]:
@@ -610,8 +693,14 @@ class GlanceFacade(Facade):
         """The enums of ``GET /v2/schemas/image``: Glance's disk_formats and
         container_formats options."""
         client = self._client(where.name)
-        body = self._optional_get(client, "reading the image schema", "/v2/schemas/image")
-        return None if body is None else formats_from_schema(body)
+        try:
+            # The schema glanceclient reads for its models: asked once per endpoint.
+            schema = self._call("reading the image schema", client.schemas.get, "image")
+        except FacadeError as error:
+            if cannot_tell(error):
+                return None
+            raise
+        return formats_from_schema(schema.raw())
 
     @_keeps_the_promise
     def read_head(self, where: RegionRef, image: Image, size: int) -> bytes | None:
@@ -643,11 +732,12 @@ class GlanceFacade(Facade):
     @_keeps_the_promise
     def import_methods(self, where: RegionRef) -> frozenset[str]:
         """What ``GET /v2/info/import`` lists; none when the Glance predates imports."""
-        if where.name not in self._import_methods:
-            client = self._client(where.name)
+        client = self._client(where.name)
+        endpoint = self._image_endpoints()[where.name]
+        if endpoint not in self._import_methods:
             info = self._optional_get(client, "reading the import methods", "/v2/info/import")
-            self._import_methods[where.name] = offered_import_methods(info)
-        return self._import_methods[where.name]
+            self._import_methods[endpoint] = offered_import_methods(info)
+        return self._import_methods[endpoint]
 
     @_keeps_the_promise
     def import_image(
@@ -930,3 +1020,4 @@ class GlanceFacade(Facade):
         for session in (self._session, self._listing_session):
             session.session.close()
         self._clients.clear()
+        self._schemas.clear()  # they go with the clients that read them

@@ -13,7 +13,7 @@ from keystoneauth1 import exceptions as ks_exc
 from fiwareglancesync.credentials import Credential
 from fiwareglancesync.errors import FacadeError
 from fiwareglancesync.facades.base import ChecksumMismatch, ImageData
-from fiwareglancesync.facades.glance import _call_with_deadline
+from fiwareglancesync.facades.glance import _call_with_deadline, _SharedSchemas, _together
 from fiwareglancesync.facades.glance_model import (
     accepted_members,
     create_request,
@@ -380,3 +380,42 @@ def test_a_stream_from_the_master_is_checked_for_its_length():
         for block in size_checked_chunks(_data([b"abc", b"def"], "unused")):
             sent.append(block)
     assert sent == [b"abc"]
+
+
+def test_calls_sent_together_keep_their_order_and_run_at_once():
+    both_started = threading.Barrier(2, timeout=30)  # a sequential loop would break it
+
+    def work(item):
+        both_started.wait()
+        return item * 2
+
+    assert _together(work, [1, 2]) == [2, 4]
+    assert _together(lambda item: item, []) == []
+
+
+def test_calls_sent_together_raise_the_first_failure_in_order():
+    def work(item):
+        if item in (2, 3):
+            raise glance_exc.HTTPNotFound(f"no {item}")
+        return item
+
+    with pytest.raises(glance_exc.HTTPNotFound, match="no 2"):
+        _together(work, [1, 2, 3, 4, 5])
+
+
+class _CountingHttp:
+    def __init__(self):
+        self.paths = []
+
+    def get(self, path):
+        self.paths.append(path)
+        return None, {"name": "image", "properties": {"disk_format": {"enum": ["raw"]}}}
+
+
+def test_one_glance_endpoint_reads_each_schema_once_whichever_client_asks():
+    http = _CountingHttp()
+    cache = {}
+    first, second = _SharedSchemas(http, cache), _SharedSchemas(http, cache)
+    assert first.get("image").raw() == second.get("image").raw()
+    second.get("member")
+    assert http.paths == ["/v2/schemas/image", "/v2/schemas/member"]
