@@ -170,8 +170,9 @@ class _SharedSchemas(glance_schemas.Controller):
     glanceclient asks for ``/v2/schemas/image`` once per controller and client (to
     build its models), and the pre-flight asks for it too: three or four requests per
     region and run for an answer that only a reconfigured Glance changes. Every client
-    of one endpoint (the listing one and the other) shares one ``cache``; only answers
-    are kept, so a failure is asked again.
+    of one endpoint (the listing one and the other) and the pre-flight share one
+    ``cache`` of the bodies Glance answered, by schema name; only answers are kept, so
+    a failure is asked again.
     """
 
     def __init__(self, http_client: Any, cache: dict[str, Any]):
@@ -179,10 +180,11 @@ class _SharedSchemas(glance_schemas.Controller):
         self._cache = cache
 
     def get(self, schema_name: str) -> Any:
-        found = self._cache.get(schema_name)
-        if found is None:
-            found = self._cache[schema_name] = super().get(schema_name)
-        return found
+        body = self._cache.get(schema_name)
+        if body is None:
+            _, body = self.http_client.get(f"/v2/schemas/{schema_name}")
+            self._cache[schema_name] = body
+        return glance_schemas.Schema(body)
 
 
 def _share_schemas(client: glance_client.Client, cache: dict[str, Any]) -> None:
@@ -693,14 +695,14 @@ class GlanceFacade(Facade):
         """The enums of ``GET /v2/schemas/image``: Glance's disk_formats and
         container_formats options."""
         client = self._client(where.name)
-        try:
-            # The schema glanceclient reads for its models: asked once per endpoint.
-            schema = self._call("reading the image schema", client.schemas.get, "image")
-        except FacadeError as error:
-            if cannot_tell(error):
+        # The schema glanceclient reads for its models too: asked once per endpoint.
+        schemas = self._schemas[self._image_endpoints()[where.name]]
+        if "image" not in schemas:
+            body = self._optional_get(client, "reading the image schema", "/v2/schemas/image")
+            if body is None:
                 return None
-            raise
-        return formats_from_schema(schema.raw())
+            schemas["image"] = body
+        return formats_from_schema(schemas["image"])
 
     @_keeps_the_promise
     def read_head(self, where: RegionRef, image: Image, size: int) -> bytes | None:
