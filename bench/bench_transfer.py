@@ -1,6 +1,7 @@
 """Transfer benchmark: sync.py against a plain glanceclient upload, on the real test cloud.
 
     .venv/bin/python bench/bench_transfer.py [--size-mb 500] [--repeat 3] [--json OUT]
+        [--stream-only]
 
 Starts its own test cloud (tests/cloud, no proxies in front of the Glances), makes a
 master image of SIZE MB and measures, interleaved so that every contender sees the same
@@ -12,6 +13,9 @@ machine state:
 * ``one`` / ``parallel``: ``sync.py RegionA`` vs ``sync.py --parallel RegionA RegionB
   other:RegionC`` (max_children = 3), whole runs, from images_dir;
 * the peak RSS of every sync.py process (``wait4``), and of one run with a small image.
+
+``--stream-only`` keeps ``plain`` and ``stream`` alone, alternately: more rounds of the
+one ratio in the same time, for a before/after comparison on a noisy machine.
 
 It is a script, not a test: it prints a table and the medians, and writes JSON on demand.
 """
@@ -177,7 +181,9 @@ def rate(size: int, seconds: float) -> float:
     return size / MB / seconds
 
 
-def benchmark(cloud: TestCloud, workdir: Path, size: int, repeat: int) -> dict[str, Any]:
+def benchmark(
+    cloud: TestCloud, workdir: Path, size: int, repeat: int, stream_only: bool = False
+) -> dict[str, Any]:
     images_dir = workdir / "images"
     images_dir.mkdir()
     source = workdir / "source.raw"
@@ -194,6 +200,14 @@ def benchmark(cloud: TestCloud, workdir: Path, size: int, repeat: int) -> dict[s
     rss: list[float] = []
     cpu: dict[str, list[tuple[float, float]]] = {k: [] for k in times if k[:3] in ("one", "par")}
     for round_number in range(1, repeat + 1):
+        if stream_only:
+            stream_round(cloud, config, workdir, source, size, times, targets)
+            print(
+                f"round {round_number}: plain {times['plain'][-1]:.2f}s, stream "
+                f"{times['stream'][-1]:.2f}s",
+                flush=True,
+            )
+            continue
         times["plain"].append(plain_upload(cloud, source, size))
 
         os.link(source, in_images_dir)
@@ -243,6 +257,8 @@ def benchmark(cloud: TestCloud, workdir: Path, size: int, repeat: int) -> dict[s
             f"one {times['one_stream'][-1]:.2f}s, three {times['par_stream'][-1]:.2f}s",
             flush=True,
         )
+    if stream_only:
+        return stream_result(size, repeat, times)
     small_rss = small_image_rss(cloud, workdir, config)
     plain = rate(size, median(times["plain"]))
     result = {
@@ -275,6 +291,36 @@ def benchmark(cloud: TestCloud, workdir: Path, size: int, repeat: int) -> dict[s
     return result
 
 
+def stream_round(
+    cloud: TestCloud,
+    config: Path,
+    workdir: Path,
+    source: Path,
+    size: int,
+    times: dict[str, list[float]],
+    targets: tuple[str, ...],
+) -> None:
+    """One round of ``--stream-only``: the plain upload, then the streamed sync.py."""
+    times["plain"].append(plain_upload(cloud, source, size))
+    run = run_sync(["RegionA"], config, workdir)
+    times["stream"].append(run.upload or run.wall)
+    clear_copies(cloud, targets)
+
+
+def stream_result(size: int, repeat: int, times: dict[str, list[float]]) -> dict[str, Any]:
+    plain, stream = median(times["plain"]), median(times["stream"])
+    return {
+        "size_bytes": size,
+        "repeat": repeat,
+        "stream_only": True,
+        "plain_s": times["plain"],
+        "stream_s": times["stream"],
+        "plain_median_s": plain,
+        "stream_median_s": stream,
+        "stream_vs_plain": plain / stream,
+    }
+
+
 def small_image_rss(cloud: TestCloud, workdir: Path, config: Path) -> float:
     """Peak RSS of a run moving a 1 MB image: the baseline memory of sync.py."""
     client = cloud.glance_client(region="Master")
@@ -290,6 +336,13 @@ def small_image_rss(cloud: TestCloud, workdir: Path, config: Path) -> float:
 
 def report(result: dict[str, Any]) -> None:
     size_mb = result["size_bytes"] / MB
+    if result.get("stream_only"):
+        print(
+            f"\nImage of {size_mb:.0f} MB, median of {result['repeat']} rounds: plain "
+            f"{result['plain_median_s']:.2f} s, stream {result['stream_median_s']:.2f} s, "
+            f"stream / plain {result['stream_vs_plain']:.2f}"
+        )
+        return
     for key, label in (
         ("cpu_one_region", "one region"),
         ("cpu_three_regions", "three regions"),
@@ -326,20 +379,30 @@ def run_on_cloud(
     description: str,
     benchmark: Any,
     report: Any,
+    *,
+    stream_only_option: bool = False,
     **cloud_options: Any,
 ) -> int:
     """The command line of a benchmark on the test cloud: ``--size-mb``, ``--repeat``,
-    ``--json``; a cloud (unproxied, plus ``cloud_options``) for the run, then the report."""
+    ``--json`` (and ``--stream-only`` if asked); a cloud (unproxied, plus
+    ``cloud_options``) for the run, then the report."""
     parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=500, help="image size in MB (10^6 bytes)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds (medians are reported)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    if stream_only_option:
+        parser.add_argument(
+            "--stream-only",
+            action="store_true",
+            help="only the plain upload and the streamed sync.py, alternately",
+        )
     args = parser.parse_args()
+    options = {"stream_only": True} if getattr(args, "stream_only", False) else {}
     venv = ensure_venv(Path(os.environ.get("GLANCESYNC_CLOUD_VENV", DEFAULT_VENV)))
     with tempfile.TemporaryDirectory(prefix="glancesync-bench-") as scratch:
         workdir = Path(scratch)
         with TestCloud(workdir / "cloud", venv, proxied_regions=(), **cloud_options) as cloud:
-            result = benchmark(cloud, workdir, args.size_mb * MB, args.repeat)
+            result = benchmark(cloud, workdir, args.size_mb * MB, args.repeat, **options)
     report(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -347,7 +410,7 @@ def run_on_cloud(
 
 
 def main() -> int:
-    return run_on_cloud(__doc__, benchmark, report)
+    return run_on_cloud(__doc__, benchmark, report, stream_only_option=True)
 
 
 if __name__ == "__main__":

@@ -86,13 +86,25 @@ class FacadeError(RegionError):
 
     ``service`` names what did not do its part ("Keystone", "Glance", "the mock store")
     and ``region`` where, for the service's answers, which must say which service is
-    unavailable without quoting internal URLs or a library's text.
+    unavailable without quoting internal URLs or a library's text. ``status`` is the
+    HTTP status the cloud answered (404, 503...), None when it answered none (a refused
+    connection, a timeout, a check of GlanceSync's own): the facade decides on it
+    (``status in (403, 404)``: the cloud cannot tell) without digging into the
+    library's exception. Not to be confused with ``http_status``, what the REST service
+    answers for any FacadeError.
     """
 
-    def __init__(self, message: str, service: str = "a cloud service", region: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        service: str = "a cloud service",
+        region: str | None = None,
+        status: int | None = None,
+    ):
         super().__init__(message)
         self.service = service
         self.region = region
+        self.status = status
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import tenacity
 from glanceclient import exc as glance_exc
 from glanceclient.v2 import client as glance_client
+from glanceclient.v2 import schemas as glance_schemas
 from keystoneauth1 import adapter as ks_adapter
 from keystoneauth1 import session as ks_session
 from keystoneclient.v3 import client as keystone_client
@@ -66,10 +67,10 @@ from fiwareglancesync.facades.glance_model import (
 )
 from fiwareglancesync.facades.openstack_errors import (
     CLIENT_ERRORS,
+    cannot_tell,
     describe,
-    describe_auth,
+    facade_error,
     is_transient,
-    status_of,
 )
 from fiwareglancesync.facades.transfer import (
     ChunkReader,
@@ -105,6 +106,9 @@ IMPORT_POLL_FIRST = 0.2
 IMPORT_POLL_GROWTH = 1.5
 IMPORT_POLL_MAX = 1.0
 ACCESS_RULES_HINT = " (or outside the access rules of the application credential)"
+# Requests of one listing sent together (the members of its shared images): a few, so
+# that a region's Glance is not flooded by one sync.
+LISTING_THREADS = 4
 
 
 class _TimedSession(ks_session.Session):
@@ -160,6 +164,79 @@ def _call_with_deadline(function: Callable[[], T], seconds: float, what: str) ->
     return outcome["value"]
 
 
+class _SharedSchemas(glance_schemas.Controller):
+    """glanceclient's schema controller, reading each schema once per Glance endpoint.
+
+    glanceclient asks for ``/v2/schemas/image`` once per controller and client (to
+    build its models), and the pre-flight asks for it too: three or four requests per
+    region and run for an answer that only a reconfigured Glance changes. Every client
+    of one endpoint (the listing one and the other) and the pre-flight share one
+    ``cache`` of the bodies Glance answered, by schema name; only answers are kept, so
+    a failure is asked again.
+    """
+
+    def __init__(self, http_client: Any, cache: dict[str, Any]):
+        super().__init__(http_client)
+        self._cache = cache
+
+    def get(self, schema_name: str) -> Any:
+        body = self._cache.get(schema_name)
+        if body is None:
+            _, body = self.http_client.get(f"/v2/schemas/{schema_name}")
+            self._cache[schema_name] = body
+        return glance_schemas.Schema(body)
+
+
+def _share_schemas(client: glance_client.Client, cache: dict[str, Any]) -> None:
+    """Make every controller of ``client`` read its schemas through ``cache``."""
+    shared = _SharedSchemas(client.http_client, cache)
+    client.schemas = shared
+    for controller in vars(client).values():
+        if hasattr(controller, "schema_client"):
+            controller.schema_client = shared
+
+
+def _together(function: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
+    """``[function(item) for item in items]``, the calls sent together on a few threads.
+
+    The results keep the order of ``items``; when calls fail, the first one's error in
+    that order is raised (as the loop would have), once every call has ended. Daemon
+    threads, as for :func:`_call_with_deadline`: a Ctrl-C abandons them rather than
+    waiting for their requests to time out.
+    """
+    items = list(items)
+    if len(items) < 2:
+        return [function(item) for item in items]
+    results: list[Any] = [None] * len(items)
+    errors: list[BaseException | None] = [None] * len(items)
+    indexes = iter(range(len(items)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                index = next(indexes, None)
+            if index is None:
+                return
+            try:
+                results[index] = function(items[index])
+            except BaseException as error:  # noqa: BLE001 - raised by the caller
+                errors[index] = error
+
+    threads = [
+        threading.Thread(target=work, name="glancesync listing", daemon=True)
+        for _ in range(min(LISTING_THREADS, len(items)))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for error in errors:
+        if error is not None:
+            raise error
+    return results
+
+
 def _ranged_download(
     client: glance_client.Client, image_id: str, byte_range: str, raise_exc: bool = True
 ) -> Any:
@@ -179,19 +256,19 @@ def _ranged_download(
 
 
 def _keeps_the_promise(method: Callable[..., T]) -> Callable[..., T]:
-    """Only FacadeError leaves a facade: a client library's own exception is turned into
-    one here, whichever call inside the method raised it (bugs stay what they are)."""
+    """Only FacadeError leaves a facade: a client library's own exception that no call
+    inside the method translated is turned into one here (bugs stay what they are), and
+    every FacadeError says which service and region failed."""
 
     @functools.wraps(method)
     def wrapper(self: GlanceFacade, *args: Any, **kwargs: Any) -> T:
         try:
             return method(self, *args, **kwargs)
         except FacadeError as error:
-            hinted = self._hinted(error, error.__cause__)
-            raise tagged(hinted, "Glance", args) from error.__cause__
+            raise tagged(self._hinted(error), "Glance", args) from error.__cause__
         except CLIENT_ERRORS as error:
-            failure = FacadeError(describe(error, method.__name__.replace("_", " ")))
-            raise tagged(self._hinted(failure, error), "Glance", args) from error
+            failure = facade_error(error, method.__name__.replace("_", " "))
+            raise tagged(self._hinted(failure), "Glance", args) from error
 
     return wrapper
 
@@ -218,15 +295,17 @@ class GlanceFacade(Facade):
         self._clients: dict[tuple[str, bool], glance_client.Client] = {}
         self._endpoints: dict[str, str] | None = None
         self._project_id: str | None = None
+        # By image endpoint (regions served by one Glance share them): what only a
+        # reconfigured Glance changes. The schemas live as long as the clients.
         self._import_methods: dict[str, frozenset[str]] = {}
+        self._schemas: dict[str, dict[str, Any]] = {}
 
-    def _hinted(self, error: FacadeError, cause: BaseException | None) -> FacadeError:
+    def _hinted(self, error: FacadeError) -> FacadeError:
         """A Glance 401 to a token that Keystone just gave: with an application
         credential, its access rules are the likely reason, and the message says so."""
         if (
             self.target.credential.is_application_credential
-            and cause is not None
-            and status_of(cause) == 401
+            and error.status == 401
             and error.service != "Keystone"
             and ACCESS_RULES_HINT not in str(error)
         ):
@@ -242,7 +321,8 @@ class GlanceFacade(Facade):
             # Asking for a token twice is harmless, so a refused connection is retried.
             return _retrying()(self._auth.get_access, self._session)
         except CLIENT_ERRORS as error:
-            raise FacadeError(describe_auth(error, credential), service="Keystone") from error
+            what = f"Keystone {credential.auth_url}"
+            raise facade_error(error, what, service="Keystone", credential=credential) from error
 
     def _image_endpoints(self) -> dict[str, str]:
         if self._endpoints is None:
@@ -300,9 +380,7 @@ class GlanceFacade(Facade):
         try:
             return _retrying()(lambda: list(self._keystone().projects.list()))
         except CLIENT_ERRORS as error:
-            raise FacadeError(
-                describe(error, "listing the projects"), service="Keystone"
-            ) from error
+            raise facade_error(error, "listing the projects", service="Keystone") from error
 
     @_keeps_the_promise
     def project_names(self, project_ids: Iterable[str]) -> dict[str, str]:
@@ -336,13 +414,15 @@ class GlanceFacade(Facade):
                     f"has no {self.target.credential.interface} image endpoint there "
                     f"(regions with one: {known})"
                 )
-            self._clients[key] = glance_client.Client(
+            client = glance_client.Client(
                 session=self._listing_session if listing else self._session,
                 endpoint_override=endpoints[region],
                 region_name=region,
                 interface=self.target.credential.interface,
                 service_type="image",
             )
+            _share_schemas(client, self._schemas.setdefault(endpoints[region], {}))
+            self._clients[key] = client
         return self._clients[key]
 
     def _call(self, what: str, function: Callable[..., T], *args: Any, retry: bool = True) -> T:
@@ -352,13 +432,15 @@ class GlanceFacade(Facade):
                 return _retrying()(function, *args)
             return function(*args)
         except CLIENT_ERRORS as error:
-            raise FacadeError(describe(error, what)) from error
+            raise facade_error(error, what) from error
 
     # ------------------------------------------------------------------- listing
 
     @staticmethod
     def _records(client: glance_client.Client, **filters: str) -> list[dict[str, Any]]:
         """Every image record, all pages, hidden ones too (Glance hides them by default)."""
+        # One half after the other: the first request to a Glance with a new token is
+        # the one its keystonemiddleware validates, and two at once validate it twice.
         records: dict[str, dict[str, Any]] = {}
         for hidden in ("false", "true"):
             query = dict(filters, os_hidden=hidden)
@@ -372,15 +454,16 @@ class GlanceFacade(Facade):
     ) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
         """The records, and the projects that accepted each shared image, by image id.
 
-        One more call per shared image; images of the other visibilities have no members.
+        One more call per shared image, a few at once; images of the other visibilities
+        have no members.
         """
         records = cls._records(client)
-        members = {
-            record["id"]: accepted_members(client.image_members.list(record["id"]))
-            for record in records
-            if record.get("visibility") == "shared"
-        }
-        return records, members
+        shared = [record["id"] for record in records if record.get("visibility") == "shared"]
+
+        def accepted(image_id: str) -> list[str]:
+            return accepted_members(client.image_members.list(image_id))
+
+        return records, dict(zip(shared, _together(accepted, shared), strict=True))
 
     @_keeps_the_promise
     def list_images(self, where: RegionRef) -> list[Image]:
@@ -492,7 +575,7 @@ class GlanceFacade(Facade):
         try:
             self._call(f"deleting image {image_id}", client.images.delete, image_id)
         except FacadeError as error:
-            if isinstance(error.__cause__, glance_exc.HTTPNotFound):
+            if error.status == 404:
                 return False
             raise
         return True
@@ -588,21 +671,22 @@ class GlanceFacade(Facade):
 
     # ------------------------------------------------------------------- pre-flight
 
-    def _optional_get(self, where: RegionRef, what: str, path: str) -> Any | None:
-        """``GET path`` for information a Glance may not offer: None on 403 or 404."""
-        client = self._client(where.name)
+    def _optional_get(self, client: glance_client.Client, what: str, path: str) -> Any | None:
+        """``GET path`` for information a Glance may not offer: None when it cannot tell
+        (403 or 404), a FacadeError when it fails."""
         try:
             _, body = self._call(what, client.http_client.get, path)
         except FacadeError as error:
-            if status_of(error.__cause__) not in (403, 404):
-                raise
-            return None
+            if cannot_tell(error):
+                return None
+            raise
         return body
 
     @_keeps_the_promise
     def image_limits(self, where: RegionRef) -> dict[str, Any] | None:
         """``GET /v2/info/usage`` (Glance 2023.1 and later): empty without unified limits."""
-        body = self._optional_get(where, "reading the image quota", "/v2/info/usage")
+        client = self._client(where.name)
+        body = self._optional_get(client, "reading the image quota", "/v2/info/usage")
         usage = body.get("usage") if isinstance(body, dict) else None
         return usage if isinstance(usage, dict) else None
 
@@ -610,8 +694,15 @@ class GlanceFacade(Facade):
     def accepted_formats(self, where: RegionRef) -> AcceptedFormats | None:
         """The enums of ``GET /v2/schemas/image``: Glance's disk_formats and
         container_formats options."""
-        body = self._optional_get(where, "reading the image schema", "/v2/schemas/image")
-        return None if body is None else formats_from_schema(body)
+        client = self._client(where.name)
+        # The schema glanceclient reads for its models too: asked once per endpoint.
+        schemas = self._schemas[self._image_endpoints()[where.name]]
+        if "image" not in schemas:
+            body = self._optional_get(client, "reading the image schema", "/v2/schemas/image")
+            if body is None:
+                return None
+            schemas["image"] = body
+        return formats_from_schema(schemas["image"])
 
     @_keeps_the_promise
     def read_head(self, where: RegionRef, image: Image, size: int) -> bytes | None:
@@ -634,7 +725,7 @@ class GlanceFacade(Facade):
         try:
             return self._call(f"reading the first bytes of image {image.name}", read)
         except FacadeError as error:
-            if status_of(error.__cause__) == 416:  # an image without data
+            if error.status == 416:  # an image without data
                 return b""
             raise
 
@@ -643,18 +734,12 @@ class GlanceFacade(Facade):
     @_keeps_the_promise
     def import_methods(self, where: RegionRef) -> frozenset[str]:
         """What ``GET /v2/info/import`` lists; none when the Glance predates imports."""
-        if where.name not in self._import_methods:
-            client = self._client(where.name)
-            try:
-                _, info = self._call(
-                    "reading the import methods", client.http_client.get, "/v2/info/import"
-                )
-            except FacadeError as error:
-                if status_of(error.__cause__) not in (403, 404):
-                    raise
-                info = {}
-            self._import_methods[where.name] = offered_import_methods(info)
-        return self._import_methods[where.name]
+        client = self._client(where.name)
+        endpoint = self._image_endpoints()[where.name]
+        if endpoint not in self._import_methods:
+            info = self._optional_get(client, "reading the import methods", "/v2/info/import")
+            self._import_methods[endpoint] = offered_import_methods(info)
+        return self._import_methods[endpoint]
 
     @_keeps_the_promise
     def import_image(
@@ -765,8 +850,8 @@ class GlanceFacade(Facade):
         except CLIENT_ERRORS as error:
             # Refused (an HTTP error): nothing started, the record can take the data.
             # Otherwise it is unknown whether Glance started it: use a new record.
-            refused = status_of(error) is not None
-            raise ImportFailed(describe(error, "starting the import"), refused) from error
+            failure = facade_error(error, "starting the import")
+            raise ImportFailed(str(failure), failure.status is not None) from error
 
     def _await_import(
         self, client: glance_client.Client, image_id: str, image: Image, source: ImportSource
@@ -805,14 +890,8 @@ class GlanceFacade(Facade):
 
     def _import_tasks(self, client: glance_client.Client, image_id: str) -> list[dict[str, Any]]:
         """The image's import tasks (Images API 2.12); none where Glance does not say."""
-        try:
-            _, body = self._call(
-                "reading the import tasks", client.http_client.get, f"/v2/images/{image_id}/tasks"
-            )
-        except FacadeError as error:
-            if status_of(error.__cause__) in (403, 404):
-                return []
-            raise
+        path = f"/v2/images/{image_id}/tasks"
+        body = self._optional_get(client, "reading the import tasks", path)
         tasks = body.get("tasks") if isinstance(body, dict) else None
         return [task for task in tasks or [] if isinstance(task, dict)]
 
@@ -857,7 +936,7 @@ class GlanceFacade(Facade):
         if isinstance(error, SourceError):
             return FacadeError(f"uploading image {image.name}: {error}")
         if isinstance(error, CLIENT_ERRORS):
-            return FacadeError(describe(error, f"uploading image {image.name}"))
+            return facade_error(error, f"uploading image {image.name}")
         return error
 
     def _discard(self, client: glance_client.Client, region: str, image_id: str, name: str) -> None:
@@ -943,3 +1022,4 @@ class GlanceFacade(Facade):
         for session in (self._session, self._listing_session):
             session.session.close()
         self._clients.clear()
+        self._schemas.clear()  # they go with the clients that read them

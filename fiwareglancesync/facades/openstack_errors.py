@@ -1,6 +1,10 @@
 """Turn keystoneauth1 / glanceclient / requests exceptions into one-line operator messages.
 
-Also decides which failures are worth retrying: only those a second attempt can cure
+:func:`facade_error` is the one place where such an exception becomes the
+:class:`~fiwareglancesync.errors.FacadeError` a facade raises: its one line, and the
+HTTP status the cloud answered as ``status``, so that nothing above has to dig the
+library's exception out of ``__cause__``. :func:`cannot_tell` reads that status for
+information a Glance may not offer. This module also decides which failures are worth retrying: only those a second attempt can cure
 (a refused or dropped connection, a timeout, a 502/503/504), and only for calls that
 are safe to repeat — the facade never retries a create or a transfer.
 """
@@ -19,9 +23,13 @@ from glanceclient import exc as glance_exc
 from keystoneauth1 import exceptions as ks_exc
 
 from fiwareglancesync.credentials import PASSWORD_PLUGINS, Credential
+from fiwareglancesync.errors import FacadeError
 
 # HTTP statuses that say "try again later" rather than "you asked for something wrong".
 TRANSIENT_STATUSES = frozenset({502, 503, 504})
+# What a Glance answers when asked for information it does not offer: an older release
+# (404) or a policy that keeps it from this user (403). Either way it cannot tell.
+CANNOT_TELL_STATUSES = frozenset({403, 404})
 
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     ks_exc.ConnectFailure,
@@ -197,3 +205,29 @@ def describe_auth(error: BaseException, credential: Credential) -> str:
     if isinstance(error, CONNECTION_ERRORS):
         return f"cannot reach Keystone at {auth_url} ({short_cause(error)})"
     return describe(error, f"Keystone {auth_url}")
+
+
+def facade_error(
+    error: BaseException,
+    what: str,
+    *,
+    service: str | None = None,
+    credential: Credential | None = None,
+) -> FacadeError:
+    """The FacadeError for a client library's ``error`` (raise it ``from error``).
+
+    Its message is :func:`describe`'s line for ``what`` failing, or, when ``credential``
+    is given (a request for a token), :func:`describe_auth`'s; ``status`` is the HTTP
+    status behind ``error``; ``service`` names who failed when the caller knows better
+    than the facade method's default.
+    """
+    message = describe_auth(error, credential) if credential else describe(error, what)
+    failure = FacadeError(message, status=status_of(error))
+    if service is not None:
+        failure.service = service
+    return failure
+
+
+def cannot_tell(error: FacadeError) -> bool:
+    """Did the cloud answer that it cannot (or will not) say, rather than fail?"""
+    return error.status in CANNOT_TELL_STATUSES

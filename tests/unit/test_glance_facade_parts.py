@@ -13,7 +13,7 @@ from keystoneauth1 import exceptions as ks_exc
 from fiwareglancesync.credentials import Credential
 from fiwareglancesync.errors import FacadeError
 from fiwareglancesync.facades.base import ChecksumMismatch, ImageData
-from fiwareglancesync.facades.glance import _call_with_deadline
+from fiwareglancesync.facades.glance import _call_with_deadline, _SharedSchemas, _together
 from fiwareglancesync.facades.glance_model import (
     accepted_members,
     create_request,
@@ -23,7 +23,13 @@ from fiwareglancesync.facades.glance_model import (
     tag_changes,
     verification_problems,
 )
-from fiwareglancesync.facades.openstack_errors import describe, describe_auth, is_transient
+from fiwareglancesync.facades.openstack_errors import (
+    cannot_tell,
+    describe,
+    describe_auth,
+    facade_error,
+    is_transient,
+)
 from fiwareglancesync.facades.transfer import (
     ChunkReader,
     SourceError,
@@ -301,6 +307,33 @@ def test_a_refused_application_credential_is_named_in_one_line():
     assert "s3cret" not in repr(credential)
 
 
+def test_a_library_error_becomes_one_facade_error_with_the_status_the_cloud_answered():
+    missing = glance_exc.HTTPNotFound("no such image")
+    failure = facade_error(missing, "deleting image x")
+    assert isinstance(failure, FacadeError)
+    assert str(failure) == describe(missing, "deleting image x")
+    assert failure.status == 404
+    assert failure.service == FacadeError("").service  # the facade method names it
+    refused = ks_exc.ConnectFailure("Unable to establish connection to http://127.0.0.1:9")
+    assert facade_error(refused, "listing the images").status is None
+    keystone = facade_error(glance_exc.HTTPForbidden("no"), "listing the projects", service="K")
+    assert (keystone.status, keystone.service) == (403, "K")
+
+
+def test_a_refused_token_is_told_by_describe_auth_and_keeps_its_status():
+    bob = Credential.with_password("bob", "pw", "http://127.0.0.1:5000/v3", "demo")
+    refused = ks_exc.Unauthorized("The request you have made requires authentication.")
+    failure = facade_error(refused, "Keystone x", service="Keystone", credential=bob)
+    assert str(failure) == describe_auth(refused, bob)
+    assert (failure.status, failure.service) == (401, "Keystone")
+
+
+@pytest.mark.parametrize(("status", "expected"), [(403, True), (404, True), (401, False)])
+def test_only_403_and_404_mean_the_cloud_cannot_tell(status, expected):
+    assert cannot_tell(FacadeError("x", status=status)) is expected
+    assert not cannot_tell(FacadeError("timed out"))
+
+
 def test_only_transient_failures_are_retried():
     assert is_transient(ks_exc.ConnectFailure("refused"))
     assert is_transient(glance_exc.HTTPServiceUnavailable())
@@ -347,3 +380,42 @@ def test_a_stream_from_the_master_is_checked_for_its_length():
         for block in size_checked_chunks(_data([b"abc", b"def"], "unused")):
             sent.append(block)
     assert sent == [b"abc"]
+
+
+def test_calls_sent_together_keep_their_order_and_run_at_once():
+    both_started = threading.Barrier(2, timeout=30)  # a sequential loop would break it
+
+    def work(item):
+        both_started.wait()
+        return item * 2
+
+    assert _together(work, [1, 2]) == [2, 4]
+    assert _together(lambda item: item, []) == []
+
+
+def test_calls_sent_together_raise_the_first_failure_in_order():
+    def work(item):
+        if item in (2, 3):
+            raise glance_exc.HTTPNotFound(f"no {item}")
+        return item
+
+    with pytest.raises(glance_exc.HTTPNotFound, match="no 2"):
+        _together(work, [1, 2, 3, 4, 5])
+
+
+class _CountingHttp:
+    def __init__(self):
+        self.paths = []
+
+    def get(self, path):
+        self.paths.append(path)
+        return None, {"name": "image", "properties": {"disk_format": {"enum": ["raw"]}}}
+
+
+def test_one_glance_endpoint_reads_each_schema_once_whichever_client_asks():
+    http = _CountingHttp()
+    cache = {}
+    first, second = _SharedSchemas(http, cache), _SharedSchemas(http, cache)
+    assert first.get("image").raw() == second.get("image").raw()
+    second.get("member")
+    assert http.paths == ["/v2/schemas/image", "/v2/schemas/member"]
