@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import socket
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
@@ -370,12 +371,21 @@ def _driver(url: str, member_id: str, options: Mapping[str, str]) -> Any:
     for name, values in parse_qs(parsed.query).items():
         merged.setdefault(name, values)
     entry = next(iter(entry_points(group="tooz.backends", name=parsed.scheme)))  # see start
-    with warnings.catch_warnings():
-        # The drivers import futurist, which imports eventlet where it is installed (the
-        # agent's oslo.messaging brings it), and eventlet warns on import that it is
-        # deprecated: nothing a user of sync.py can act on, and tooz runs no eventlet.
-        warnings.simplefilter("ignore")
-        driver_class = entry.load()
+    # The drivers import futurist, which imports eventlet where it is installed (the
+    # agent's oslo.messaging brings it). tooz runs no eventlet, and eventlet imported
+    # from a thread other than the main one leaves that thread impossible to join (a
+    # service worker's sync, an agent's loop), besides warning on stderr that it is
+    # deprecated. Unless something imported it already, futurist is shown none.
+    hidden = "eventlet" not in sys.modules
+    if hidden:
+        sys.modules["eventlet"] = None  # type: ignore[assignment]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            driver_class = entry.load()
+    finally:
+        if hidden and sys.modules.get("eventlet", "") is None:
+            del sys.modules["eventlet"]
     return driver_class(member_id.encode(), parsed, merged)
 
 

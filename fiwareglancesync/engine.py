@@ -55,7 +55,7 @@ from fiwareglancesync.preflight import HEAD_SIZE
 from fiwareglancesync.region import RegionRef, whole_target
 from fiwareglancesync.regionlock import RegionLocks
 from fiwareglancesync.report import RegionReport, StatusReport, build_report
-from fiwareglancesync.transfers import RegionSender
+from fiwareglancesync.transfer_methods import RegionSender
 
 logger = logging.getLogger(__name__)
 

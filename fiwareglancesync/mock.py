@@ -40,7 +40,7 @@ from fiwareglancesync.errors import (
 )
 from fiwareglancesync.facades import MOCK_PATH_VARIABLE
 from fiwareglancesync.facades.journal import JOURNAL_SUFFIX
-from fiwareglancesync.facades.mock import STORE_MARKER, open_store
+from fiwareglancesync.facades.mock_facade import STORE_MARKER, open_store
 from fiwareglancesync.image import CsvFormatError, read_csv
 from fiwareglancesync.region import RegionRef
 

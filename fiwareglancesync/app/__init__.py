@@ -23,10 +23,10 @@ from fiwareglancesync.app.auth import (
     TokenVerifier,
     UnconfiguredVerifier,
 )
-from fiwareglancesync.app.config import ProductionConfig
 from fiwareglancesync.app.database import MIGRATIONS_DIR, configure_database
 from fiwareglancesync.app.errors import register_error_handlers
 from fiwareglancesync.app.extensions import db, migrate
+from fiwareglancesync.app.flask_config import ProductionConfig
 from fiwareglancesync.app.framing import install as install_framing_checks
 from fiwareglancesync.app.models import Task
 from fiwareglancesync.app.policy import Policy

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from fiwareglancesync.config import TargetConfig
 from fiwareglancesync.errors import UsageError
 from fiwareglancesync.facades.base import Facade
-from fiwareglancesync.facades.mock import MockFacade, MockStore, open_store
+from fiwareglancesync.facades.mock_facade import MockFacade, MockStore, open_store
 
 MOCK_PATH_VARIABLE = "GLANCESYNC_MOCKPERSISTENT_PATH"
 

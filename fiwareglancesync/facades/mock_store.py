@@ -1,6 +1,6 @@
 """What the mock keeps its regions in: the interface, and the store held in memory.
 
-:class:`MockStore` is what :class:`~fiwareglancesync.facades.mock.MockFacade` and the
+:class:`MockStore` is what :class:`~fiwareglancesync.facades.mock_facade.MockFacade` and the
 mock loader need of a store: the images of each region by fullname, the project ids of
 the backup the store came from, and changes one image at a time. Two stores implement
 it: :class:`MemoryStore` here (the tests' and the in-process examples', gone with the

@@ -17,7 +17,7 @@ from fiwareglancesync.app.settings import Settings
 from fiwareglancesync.config import TargetConfig, load_config
 from fiwareglancesync.engine import GlanceSync
 from fiwareglancesync.facades.base import Facade, ImageData
-from fiwareglancesync.facades.mock import MemoryStore, MockFacade, MockStore, region_of_file
+from fiwareglancesync.facades.mock_facade import MemoryStore, MockFacade, MockStore, region_of_file
 from fiwareglancesync.figures import RegionFigures
 from fiwareglancesync.image import Image, read_csv
 from fiwareglancesync.region import RegionRef

@@ -17,7 +17,7 @@ from api_support import ADMIN, EXAMPLES, tokens
 from fiwareglancesync.app import create_app
 from fiwareglancesync.app.auth import StaticVerifier
 from fiwareglancesync.app.settings import Settings
-from fiwareglancesync.facades.mock import MockFacade
+from fiwareglancesync.facades.mock_facade import MockFacade
 from fiwareglancesync.mock import main as load
 
 V2_SCENARIO = Path(__file__).parents[1] / "scenarios" / "glance_v2_fields"

@@ -23,7 +23,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from fiwareglancesync.config import Credential, TargetConfig  # noqa: E402
 from fiwareglancesync.facades.base import Facade  # noqa: E402
-from fiwareglancesync.facades.mock import MemoryStore, MockFacade  # noqa: E402
+from fiwareglancesync.facades.mock_facade import MemoryStore, MockFacade  # noqa: E402
 from fiwareglancesync.image import Image  # noqa: E402
 
 # The test cloud, shared with tests/integration (see the note in glance_world below).

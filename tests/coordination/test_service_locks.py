@@ -22,7 +22,7 @@ from fiwareglancesync.app.auth import StaticVerifier
 from fiwareglancesync.app.settings import Settings
 from fiwareglancesync.config import load_config
 from fiwareglancesync.engine import GlanceSync
-from fiwareglancesync.facades.mock import JournalStore, MockFacade
+from fiwareglancesync.facades.mock_facade import JournalStore, MockFacade
 from fiwareglancesync.image import Image
 from fiwareglancesync.region import RegionRef
 from tests.api.api_support import ADMIN, WAIT, make_app, tokens, wait_for_task

@@ -21,7 +21,7 @@ import pytest
 
 from fiwareglancesync.cli import main
 from fiwareglancesync.errors import ExitStatus
-from fiwareglancesync.facades.mock import JournalStore
+from fiwareglancesync.facades.mock_facade import JournalStore
 from fiwareglancesync.mock import main as mock_main
 from tests.coordination.conftest import EXAMPLE_CONFIG, EXAMPLE_SCENARIO, ROOT
 from tests.fixtures.redis import RedisServer, free_port

@@ -13,7 +13,7 @@ import pytest
 from sync_cloud_support import CloudSync, facade_factory_with, md5, payload
 
 from fiwareglancesync.facades.base import ImageData
-from fiwareglancesync.facades.transfer import GlanceStream
+from fiwareglancesync.facades.streams import GlanceStream
 
 ALL_REGIONS = ("Master", "RegionA", "RegionB", "RegionC")
 

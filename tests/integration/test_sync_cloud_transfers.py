@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sync_cloud_support import MASTER_REGION, CloudSync, deleting_the_source_first, md5, payload
 
-from fiwareglancesync.facades import transfer
+from fiwareglancesync.facades import streams
 from fiwareglancesync.facades.glance import GlanceFacade
 
 MiB = 1024 * 1024
@@ -25,7 +25,7 @@ MiB = 1024 * 1024
 def sync(faulty_cloud, tmp_path, monkeypatch) -> CloudSync:
     faulty_cloud.purge_images()
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(transfer, "RESUME_PAUSE", 0.05)  # resumes without the long pauses
+    monkeypatch.setattr(streams, "RESUME_PAUSE", 0.05)  # resumes without the long pauses
     return CloudSync(faulty_cloud, tmp_path)
 
 
@@ -251,7 +251,7 @@ def test_a_stream_cut_every_time_fails_cleanly(sync: CloudSync) -> None:
 
     assert run.status == 1
     downloads = sync.cloud.proxied_downloads(MASTER_REGION)[before:]
-    assert len(downloads) == 1 + transfer.RESUME_ATTEMPTS
+    assert len(downloads) == 1 + streams.RESUME_ATTEMPTS
     assert all(d.image_id == image["id"] for d in downloads)
     [error] = [line for line in run.lines if line.startswith("ERROR:")]
     assert "resumed downloads later" in error

@@ -15,7 +15,7 @@ from fiwareglancesync.cli import main as sync_main
 from fiwareglancesync.config import Config, Credential, TargetConfig
 from fiwareglancesync.engine import GlanceSync
 from fiwareglancesync.facades import mock_factory
-from fiwareglancesync.facades.mock import JournalStore, MemoryStore
+from fiwareglancesync.facades.mock_facade import JournalStore, MemoryStore
 from fiwareglancesync.image import Image, read_csv, write_csv
 from fiwareglancesync.mock import main as load_main
 from fiwareglancesync.plan import Status

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from fiwareglancesync.cli import main as sync_main
-from fiwareglancesync.facades.mock import JournalStore
+from fiwareglancesync.facades.mock_facade import JournalStore
 from fiwareglancesync.mock import main as load_main
 
 HERE = Path(__file__).parent

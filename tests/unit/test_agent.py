@@ -24,7 +24,7 @@ import pytest
 
 from fiwareglancesync.agent.cli import main
 from fiwareglancesync.errors import ExitStatus
-from fiwareglancesync.facades.mock import JournalStore
+from fiwareglancesync.facades.mock_facade import JournalStore
 
 ROOT = Path(__file__).parents[2]
 EXAMPLE_CONFIG = ROOT / "examples" / "glancesync.conf"
@@ -165,7 +165,7 @@ def test_a_property_change_follows_and_a_deletion_leaves_the_copies(start_agent,
 COUNTING_AGENT = """
 import sys
 from fiwareglancesync.agent.cli import main
-from fiwareglancesync.facades.mock import MockFacade, JournalStore
+from fiwareglancesync.facades.mock_facade import MockFacade, JournalStore
 
 class Counting(MockFacade):
     def list_images(self, region):
@@ -227,7 +227,7 @@ def test_sighup_with_a_bad_configuration_keeps_the_old_one(start_agent, store, t
 SLOW_UPLOAD_AGENT = """
 import sys, time
 from fiwareglancesync.agent.cli import main
-from fiwareglancesync.facades.mock import MockFacade, JournalStore
+from fiwareglancesync.facades.mock_facade import MockFacade, JournalStore
 
 class Slow(MockFacade):
     def upload(self, region, image, data):

@@ -17,7 +17,7 @@ from fiwareglancesync.agent.metrics import AgentMetrics
 from fiwareglancesync.agent.service import Agent
 from fiwareglancesync.config import load_config
 from fiwareglancesync.facades import mock_factory
-from fiwareglancesync.facades.mock import JournalStore
+from fiwareglancesync.facades.mock_facade import JournalStore
 
 EXAMPLE_CONFIG = Path(__file__).parents[2] / "examples" / "glancesync.conf"
 MASTER = "Valladolid"

@@ -15,7 +15,7 @@ from fiwareglancesync.agent.coalesce import Coalescer
 from fiwareglancesync.config import load_config
 from fiwareglancesync.engine import GlanceSync
 from fiwareglancesync.facades import mock_factory
-from fiwareglancesync.facades.mock import JournalStore, MockFacade
+from fiwareglancesync.facades.mock_facade import JournalStore, MockFacade
 from fiwareglancesync.image import Image
 from fiwareglancesync.plan import only_images, plan_region
 from fiwareglancesync.region import RegionRef

@@ -15,7 +15,7 @@ from builders import run_sync as run
 from fiwareglancesync.cli import main
 from fiwareglancesync.errors import ExitStatus
 from fiwareglancesync.facades import mock_factory
-from fiwareglancesync.facades.mock import JournalStore, MemoryStore, MockFacade
+from fiwareglancesync.facades.mock_facade import JournalStore, MemoryStore, MockFacade
 from fiwareglancesync.mock import main as mock_main
 
 ROOT = Path(__file__).parents[2]
@@ -372,7 +372,7 @@ def test_a_malformed_row_in_the_store_fails_that_region_only(environ, store):
 SLOW_PARALLEL_RUN = """
 import sys, time
 from fiwareglancesync.cli import main
-from fiwareglancesync.facades.mock import JournalStore, MockFacade
+from fiwareglancesync.facades.mock_facade import JournalStore, MockFacade
 
 class Slow(MockFacade):
     def list_images(self, region):

@@ -22,7 +22,7 @@ from builders import run_sync as run
 from fiwareglancesync import cli, commands
 from fiwareglancesync.errors import ExitStatus, FacadeError
 from fiwareglancesync.facades import mock_factory
-from fiwareglancesync.facades.mock import JournalStore, MockFacade
+from fiwareglancesync.facades.mock_facade import JournalStore, MockFacade
 from fiwareglancesync.image import Image, write_csv
 from fiwareglancesync.mock import main as mock_main
 from fiwareglancesync.parallel import ForkPool

@@ -13,7 +13,7 @@ from fiwareglancesync.config import load_config
 from fiwareglancesync.engine import GlanceSync
 from fiwareglancesync.errors import FacadeError, GlanceSyncError
 from fiwareglancesync.facades import mock_factory
-from fiwareglancesync.facades.mock import JournalStore, MockFacade
+from fiwareglancesync.facades.mock_facade import JournalStore, MockFacade
 from fiwareglancesync.image import read_csv
 from fiwareglancesync.region import RegionRef
 

@@ -30,7 +30,7 @@ from fiwareglancesync.facades.openstack_errors import (
     facade_error,
     is_transient,
 )
-from fiwareglancesync.facades.transfer import (
+from fiwareglancesync.facades.streams import (
     ChunkReader,
     SourceError,
     guarded_source,

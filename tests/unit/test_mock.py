@@ -11,7 +11,7 @@ from builders import image, run_sync, target
 
 from fiwareglancesync.errors import FacadeError
 from fiwareglancesync.facades.base import ImageData
-from fiwareglancesync.facades.mock import JournalStore, MemoryStore, MockFacade
+from fiwareglancesync.facades.mock_facade import JournalStore, MemoryStore, MockFacade
 from fiwareglancesync.image import Image
 from fiwareglancesync.mock import main
 from fiwareglancesync.region import RegionRef

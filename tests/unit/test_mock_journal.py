@@ -13,7 +13,7 @@ from builders import image, target
 
 from fiwareglancesync.facades import journal
 from fiwareglancesync.facades.journal import decode, encode
-from fiwareglancesync.facades.mock import JournalStore, MockFacade, MockStore
+from fiwareglancesync.facades.mock_facade import JournalStore, MockFacade, MockStore
 from fiwareglancesync.image import read_csv
 from fiwareglancesync.mock import is_store_file
 from fiwareglancesync.mock import main as load_main

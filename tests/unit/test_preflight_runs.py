@@ -19,7 +19,7 @@ from fiwareglancesync.facades.base import Facade, ImageData
 from fiwareglancesync.plan import plan_region
 from fiwareglancesync.preflight import AcceptedFormats
 from fiwareglancesync.region import RegionRef
-from fiwareglancesync.transfers import RegionSender
+from fiwareglancesync.transfer_methods import RegionSender
 
 REGION = RegionRef("master", "RegionA")
 MASTER = RegionRef("master", "Master")
@@ -425,7 +425,7 @@ GOOD_AND_BAD = {"good": raw_disk(2 * MiB), "bad": qcow2_image(length=2 * MiB)}
 def test_the_mock_checks_images_dir_files_and_refuses_a_qcow2_labelled_raw(tmp_path):
     from builders import run_sync
 
-    from fiwareglancesync.facades.mock import JournalStore
+    from fiwareglancesync.facades.mock_facade import JournalStore
 
     # The mock keeps no bytes: only a file of images_dir has data to check.
     environ, store = mock_installation(tmp_path, GOOD_AND_BAD, with_files=True)
@@ -469,7 +469,7 @@ def test_the_mock_master_has_no_data_to_check_and_passes_everything(tmp_path):
 def test_the_mock_accepts_only_the_formats_of_glances_default_schema(tmp_path):
     from builders import run_sync
 
-    from fiwareglancesync.facades.mock import JournalStore
+    from fiwareglancesync.facades.mock_facade import JournalStore
 
     environ, store = mock_installation(
         tmp_path, {"good": raw_disk(MiB), "odd": raw_disk(MiB)}, with_files=False

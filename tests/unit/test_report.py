@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from fiwareglancesync import __version__
 from fiwareglancesync.errors import ExitStatus
-from fiwareglancesync.facades.mock import JournalStore
+from fiwareglancesync.facades.mock_facade import JournalStore
 from fiwareglancesync.plan import STATUSES
 from fiwareglancesync.report import STATUS_STYLE
 

@@ -21,7 +21,7 @@ from fiwareglancesync.facades.glance_import import (
     import_request,
     offered_import_methods,
 )
-from fiwareglancesync.facades.transfer import (
+from fiwareglancesync.facades.streams import (
     ResumeImpossible,
     SourceError,
     range_start,
@@ -30,7 +30,7 @@ from fiwareglancesync.facades.transfer import (
 )
 from fiwareglancesync.plan import plan_region
 from fiwareglancesync.region import RegionRef
-from fiwareglancesync.transfers import RegionSender, same_keystone
+from fiwareglancesync.transfer_methods import RegionSender, same_keystone
 
 REGION = RegionRef("master", "RegionA")
 MASTER = RegionRef("master", "Master")

@@ -33,7 +33,7 @@ from fiwareglancesync.facades.base import (
 from fiwareglancesync.facades.journal import journal_file_name
 from fiwareglancesync.facades.journal_store import STORE_MARKER, JournalStore
 from fiwareglancesync.facades.mock_store import MemoryStore, MockStore
-from fiwareglancesync.facades.transfer import SourceError, guarded_source, size_checked_chunks
+from fiwareglancesync.facades.streams import SourceError, guarded_source, size_checked_chunks
 from fiwareglancesync.image import Image, same_owner
 from fiwareglancesync.preflight import (
     IMAGE_COUNT_TOTAL,

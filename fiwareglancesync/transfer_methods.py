@@ -2,9 +2,9 @@
 
 ``glance-download``
     The region's Glance pulls the image from the master region itself (an image import,
-    Glance 2023.1 and later): no image byte goes through this host (the pre-flight data
-    check is left to the region's Glance, which reads the data itself, and runs here only
-    before a fallback to a stream). Possible where the region is in the master's
+    Glance 2023.1 and later): no image byte goes through this host but the first MiB,
+    which the pre-flight data check reads from the master once per image and run, as for
+    every method (the region's Glance checks only the size of what it pulls). Possible where the region is in the master's
     Keystone (the import uses the caller's token to find and read the master region)
     and its Glance lists the method in ``GET /v2/info/import``.
 ``file``
