@@ -188,6 +188,19 @@ OPTIONS: tuple[Option, ...] = (
         "glancesync-agent",
     ),
     Option(
+        "heartbeat_timeout",
+        MAIN,
+        "float",
+        30,
+        "glancesync-agent, with a coordination_url of several hosts (redis://, "
+        "zookeeper://, etcd3+http://...): seconds after an agent's last heartbeat before "
+        "the others count it gone and take its regions (and its region locks expire). "
+        "The file:// backend never expires a member.",
+        "30",
+        minimum=1,
+        maximum=MAX_SECONDS,
+    ),
+    Option(
         "coordination_url",
         MAIN,
         "str",
@@ -499,6 +512,7 @@ class Config:
     notification_exchange: str = default_of("notification_exchange")
     notification_pool: str = default_of("notification_pool")
     coordination_url: str | None = default_of("coordination_url")
+    heartbeat_timeout: float = default_of("heartbeat_timeout")
     source: str | None = None
     warnings: tuple[str, ...] = ()
 
@@ -948,6 +962,7 @@ AGENT_OPTIONS = (
     "notification_topic",
     "notification_exchange",
     "notification_pool",
+    "heartbeat_timeout",
 )
 
 

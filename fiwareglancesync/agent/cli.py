@@ -22,7 +22,7 @@ from typing import TextIO
 
 from fiwareglancesync import __version__
 from fiwareglancesync.agent.metrics import AgentMetrics
-from fiwareglancesync.agent.owner import OwnerFactory, owns_everything
+from fiwareglancesync.agent.owner import OwnerFactory, default_owner
 from fiwareglancesync.agent.service import Agent
 from fiwareglancesync.config import Config, load_config
 from fiwareglancesync.console import configure_logging, program_name
@@ -144,7 +144,7 @@ def main(
     argv: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
     facade_factory: FacadeFactory | None = None,
-    owner_factory: OwnerFactory = owns_everything,
+    owner_factory: OwnerFactory = default_owner,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:

@@ -280,6 +280,7 @@ class Agent:
             self._poll()
             self._next_poll = self._clock() + self.config.poll_interval
         else:
+            self._watch_owners()
             waits = [self._next_audit - now, TICK]
             if due is not None:
                 waits.append(due)
@@ -363,6 +364,14 @@ class Agent:
         owned = self.owner.owned(self._regions)
         self.metrics.set_owned(region.fullname for region in owned)
         return owned
+
+    def _watch_owners(self) -> None:
+        """While idle, ask the owner again: with several agents this runs the group's
+        watchers, so a member that joined or expired is logged (and counted) at once,
+        not at the next change. The regions are not listed for it."""
+        if self._regions:
+            owned = self.owner.owned(self._regions)
+            self.metrics.set_owned(region.fullname for region in owned)
 
     def _sync(
         self, region: RegionRef, reason: str, only: Sequence[str] | None = None
