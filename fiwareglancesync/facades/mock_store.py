@@ -5,7 +5,7 @@ mock loader need of a store: the images of each region by fullname, the project 
 the backup the store came from, and changes one image at a time. Two stores implement
 it: :class:`MemoryStore` here (the tests' and the in-process examples', gone with the
 process) and :class:`~fiwareglancesync.facades.journal_store.JournalStore` (a directory
-of snapshots and journals, shared by processes). ``facades.mock.open_store`` is the one
+of snapshots and journals, shared by processes). ``facades.mock_facade.open_store`` is the one
 place that chooses between them.
 """
 
