@@ -308,7 +308,10 @@ def main() -> None:
         server = start_service(work, environ, port)
         base = f"http://127.0.0.1:{port}"
         try:
-            body = requests.get(f"{base}/regions/Bench", headers={"X-Auth-Token": TOKEN}).json()
+            answer = requests.get(f"{base}/regions/Bench", headers={"X-Auth-Token": TOKEN})
+            body = answer.json()
+            if answer.status_code != 200:
+                sys.exit(f"GET /regions/Bench answered {answer.status_code}: {body}")
             print(f"region Bench: {len(body['images'])} images in the status document")
             status_load(f"{base}/regions/Bench", args.clients, args.clients * 5)  # warm-up
             load = status_load(f"{base}/regions/Bench", args.clients, args.requests)

@@ -78,12 +78,22 @@ def identity_from_access(access: Any) -> Identity:
         project_id=access.project_id,
         roles=frozenset(access.role_names or ()),
         expires_at=expires,
-        user_domain_id=access.user_domain_id,
-        user_domain_name=access.user_domain_name,
-        project_name=access.project_name,
-        project_domain_id=access.project_domain_id,
+        user_domain_id=_optional(access, "user_domain_id"),
+        user_domain_name=_optional(access, "user_domain_name"),
+        project_name=_optional(access, "project_name"),
+        project_domain_id=_optional(access, "project_domain_id"),
         system_scoped=_system_scoped(access),
     )
+
+
+def _optional(access: Any, name: str) -> str | None:
+    """A field the audit trail records but no rule needs: a token document without it
+    (keystoneclient raises KeyError for a domain given by id alone) is still a token."""
+    try:
+        value = getattr(access, name)
+    except KeyError:
+        return None
+    return None if value is None else str(value)
 
 
 def _system_scoped(access: Any) -> bool:
