@@ -84,7 +84,8 @@ def test_two_agents_split_the_regions_and_one_takes_over_when_the_other_is_kille
         assert len(by) == 1, region
         assert region in owned(by[0])
         assert len(regional(store, region, "fresh_image")) == 1
-    assert f"Master: new image fresh_image ({image_id})" in first.log
+    seen = f"Master: new image fresh_image ({image_id})"
+    first.wait_for(lambda: seen in first.log, seen)  # its log may trail the other's sync
 
     victim, survivor = (first, second) if owned(first) else (second, first)
     taken = owned(victim)
